@@ -1,0 +1,21 @@
+// JS values <-> native structs. Runs on the JS thread only; copies data so the MLX thread
+// never reads memory that V8 may move or free.
+#pragma once
+
+#include <string>
+
+#include <napi.h>
+
+#include "common/host_tensor.h"
+
+namespace clara::binding {
+
+// {dtype, shape, data} as lib/tensor.ts defines it -> a HostTensor (copied).
+HostTensor to_host_tensor(Napi::Env env, Napi::Value value, const std::string& field);
+// HostTensor -> {dtype, shape, data} with a fresh typed array of the matching kind.
+Napi::Object to_js_tensor(Napi::Env env, const HostTensor& t);
+
+int int_option(Napi::Object options, const char* name, int fallback, int min, int max);
+std::string string_option(Napi::Object options, const char* name, const std::string& fallback);
+
+}  // namespace clara::binding

@@ -1,0 +1,74 @@
+// Loads the addon (a prebuilt binary from prebuilds/ wins, else build/Release) and gives it
+// the ClaraError class, so native failures arrive as ClaraErrors. Nothing else in lib/ calls
+// node-gyp-build; everything native goes through `native()`.
+
+import * as path from "node:path";
+import { ClaraError } from "./errors";
+import type { Tensor } from "./tensor";
+
+export interface RuntimeInfo {
+  mlxVersion: string;
+  backend: "metal" | "cuda" | "cpu";
+  device: "gpu" | "cpu";
+  deviceName: string;
+  /** The shared library that defines cblas_sgemm in this process (links resolved). */
+  blasLibrary: string;
+  lapackLibrary: string;
+  memoryLimit: number;
+}
+
+export interface MemoryInfo {
+  active: number;
+  peak: number;
+  cache: number;
+  limit: number;
+}
+
+export interface MatmulTiming {
+  n: number;
+  dtype: string;
+  seconds: number[];
+  bestGflops: number;
+  medianGflops: number;
+  maxAbsError: number;
+}
+
+/** The addon's surface. Every call that touches MLX returns a Promise served by the MLX thread. */
+export interface NativeAddon {
+  setErrorClass(cls: typeof ClaraError): void;
+  mlxVersion(): string;
+  runtimeInfo(): Promise<RuntimeInfo>;
+  memoryInfo(resetPeak?: boolean): Promise<MemoryInfo>;
+  compute(op: string, inputs: Tensor[], dtype?: string): Promise<Tensor>;
+  matmulBenchmark(options: { n?: number; iterations?: number; warmup?: number; dtype?: string }): Promise<MatmulTiming>;
+}
+
+let addon: NativeAddon | undefined;
+
+/** The package folder, whether this runs compiled (dist/lib/) or from sources (lib/). */
+export function packageRoot(): string {
+  const up = path.resolve(__dirname, "..");
+  return path.basename(up) === "dist" ? path.dirname(up) : up;
+}
+
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const root = packageRoot();
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require("node-gyp-build") as (dir: string) => NativeAddon;
+    addon = load(root);
+  } catch (err) {
+    throw new ClaraError(
+      "E_NATIVE_LOAD",
+      `The @clara/mlx native addon could not be loaded from ${root}: ${(err as Error).message}\n` +
+        "Possible solutions:\n" +
+        "- Run `npm install` (or `npm run build:native`) in the package folder to fetch MLX and build the addon.\n" +
+        "- If libmlx cannot be found, remove .mlx-sdk/ and build/ and run `npm install` again.\n" +
+        "- Set MLX_DIR to an MLX install prefix (a folder holding share/cmake/MLX) and rebuild.",
+      { cause: err },
+    );
+  }
+  addon.setErrorClass(ClaraError);
+  return addon;
+}
