@@ -6,6 +6,7 @@
 #include "convert.h"
 #include "errors.h"
 #include "mlx_thread.h"
+#include "model_handle.h"
 #include "runtime/matmul_probe.h"
 #include "runtime/runtime_info.h"
 #include "runtime/tensor_ops.h"
@@ -125,6 +126,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryInfo", Napi::Function::New(env, MemoryInfoAsync));
   exports.Set("compute", Napi::Function::New(env, Compute));
   exports.Set("matmulBenchmark", Napi::Function::New(env, MatmulBenchmark));
+  exports.Set("NativeModel", ModelHandle::Define(env));
+  exports.Set("loadModel", Napi::Function::New(env, ModelHandle::Load));
   return exports;
 }
 

@@ -14,6 +14,7 @@ namespace clara::binding {
 struct AddonState {
   std::unique_ptr<MlxThread> mlx_thread;
   Napi::FunctionReference error_class;
+  Napi::FunctionReference model_class;  // NativeModel, for handles made in completions
 };
 
 inline AddonState& addon_state(Napi::Env env) {

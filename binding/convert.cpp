@@ -1,5 +1,6 @@
 #include "convert.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "errors.h"
@@ -112,6 +113,58 @@ int int_option(Napi::Object options, const char* name, int fallback, int min, in
                                " for " + name);
   }
   return static_cast<int>(d);
+}
+
+double number_option(Napi::Object options, const char* name, double fallback, double min, double max) {
+  Napi::Value v = options.Get(name);
+  if (v.IsUndefined()) return fallback;
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");
+  if (!(d >= min && d <= max)) {
+    throw_invalid_argument(options.Env(), name,
+                           std::string("Expected a number in ") + std::to_string(min) + ".." + std::to_string(max) + " for " + name);
+  }
+  return d;
+}
+
+bool bool_option(Napi::Object options, const char* name, bool fallback) {
+  Napi::Value v = options.Get(name);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) throw_invalid_argument(options.Env(), name, std::string("Expected a boolean for ") + name);
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::vector<int> int_list_option(Napi::Object options, const char* name) {
+  std::vector<int> out;
+  Napi::Value v = options.Get(name);
+  if (v.IsUndefined()) return out;
+  if (!v.IsArray()) throw_invalid_argument(options.Env(), name, std::string("Expected an array of integers for ") + name);
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsNumber()) throw_invalid_argument(options.Env(), name, std::string("Expected an array of integers for ") + name);
+    out.push_back(e.As<Napi::Number>().Int32Value());
+  }
+  return out;
+}
+
+std::vector<std::string> string_list_option(Napi::Object options, const char* name) {
+  std::vector<std::string> out;
+  Napi::Value v = options.Get(name);
+  if (v.IsUndefined()) return out;
+  if (!v.IsArray()) throw_invalid_argument(options.Env(), name, std::string("Expected an array of strings for ") + name);
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsString()) throw_invalid_argument(options.Env(), name, std::string("Expected an array of strings for ") + name);
+    out.push_back(e.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+Napi::Object object_arg(Napi::Env env, Napi::Value v, const std::string& field) {
+  if (v.IsUndefined()) return Napi::Object::New(env);
+  if (!v.IsObject()) throw_invalid_argument(env, field, "Expected an object for " + field);
+  return v.As<Napi::Object>();
 }
 
 std::string string_option(Napi::Object options, const char* name, const std::string& fallback) {

@@ -16,6 +16,12 @@ HostTensor to_host_tensor(Napi::Env env, Napi::Value value, const std::string& f
 Napi::Object to_js_tensor(Napi::Env env, const HostTensor& t);
 
 int int_option(Napi::Object options, const char* name, int fallback, int min, int max);
+double number_option(Napi::Object options, const char* name, double fallback, double min, double max);
+bool bool_option(Napi::Object options, const char* name, bool fallback);
 std::string string_option(Napi::Object options, const char* name, const std::string& fallback);
+std::vector<int> int_list_option(Napi::Object options, const char* name);
+std::vector<std::string> string_list_option(Napi::Object options, const char* name);
+// The object itself, or an empty one when the argument is undefined; a TypeError otherwise.
+Napi::Object object_arg(Napi::Env env, Napi::Value v, const std::string& field);
 
 }  // namespace clara::binding

@@ -1,5 +1,7 @@
 #include "mlx_thread.h"
 
+#include <optional>
+
 #include "errors.h"
 
 namespace clara::binding {
@@ -8,7 +10,7 @@ struct MlxThread::Job {
   Work work;
   Completion completion;
   std::exception_ptr error;
-  Napi::Promise::Deferred deferred;
+  std::optional<Napi::Promise::Deferred> deferred;  // empty for post()
   MlxThread* owner;
 };
 
@@ -32,7 +34,7 @@ MlxThread::~MlxThread() {
 
 Napi::Promise MlxThread::submit(Napi::Env env, Work work) {
   auto* job = new Job{std::move(work), nullptr, nullptr, Napi::Promise::Deferred::New(env), this};
-  Napi::Promise promise = job->deferred.Promise();
+  Napi::Promise promise = job->deferred->Promise();
   if (in_flight_++ == 0) tsfn_.Ref(env);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -40,6 +42,19 @@ Napi::Promise MlxThread::submit(Napi::Env env, Work work) {
   }
   wake_.notify_one();
   return promise;
+}
+
+void MlxThread::post(std::function<void()> task) {
+  auto* job = new Job{[task = std::move(task)] {
+                        task();
+                        return Completion();
+                      },
+                      nullptr, nullptr, std::nullopt, this};
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(job);
+  }
+  wake_.notify_one();
 }
 
 void MlxThread::loop() {
@@ -58,6 +73,10 @@ void MlxThread::loop() {
       job->error = std::current_exception();
     }
     job->work = nullptr;  // free captured inputs here, on the thread that made MLX arrays of them
+    if (!job->deferred) {
+      delete job;
+      continue;
+    }
     if (tsfn_.BlockingCall(job, &MlxThread::deliver) != napi_ok) delete job;  // Node is shutting down
   }
 }
@@ -70,14 +89,14 @@ void MlxThread::deliver(Napi::Env env, Napi::Function, Job* job) {
   Napi::HandleScope scope(env);
   try {
     if (job->error) {
-      job->deferred.Reject(make_error(env, capture(job->error)));
+      job->deferred->Reject(make_error(env, capture(job->error)));
     } else {
-      job->deferred.Resolve(job->completion(env));
+      job->deferred->Resolve(job->completion(env));
     }
   } catch (const Napi::Error& e) {
-    job->deferred.Reject(e.Value());
+    job->deferred->Reject(e.Value());
   } catch (...) {
-    job->deferred.Reject(make_error(env, capture(std::current_exception())));
+    job->deferred->Reject(make_error(env, capture(std::current_exception())));
   }
 }
 

@@ -26,6 +26,8 @@ class MlxThread {
   MlxThread& operator=(const MlxThread&) = delete;
 
   Napi::Promise submit(Napi::Env env, Work work);
+  // Fire and forget (e.g. freeing MLX arrays from a finalizer): runs in queue order, no result.
+  void post(std::function<void()> task);
 
  private:
   struct Job;

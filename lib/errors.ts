@@ -9,6 +9,18 @@ export type ClaraErrorCode =
   | "E_NPZ" // a malformed, truncated or unsupported .npz / .npy file
   | "E_IO" // a file could not be read or written
   | "E_DATA_FIELD" // a data record with a missing or malformed field
+  | "E_GGUF" // a malformed, truncated or unsupported .gguf file
+  | "E_TOKENIZER" // a tokenizer that cannot be built or used (unsupported type, no chat template)
+  | "E_MODEL_FILES" // a model folder missing a file it needs (tokenizer.json, ...)
+  | "E_MODEL_CONFIG" // config.json / GGUF metadata with a missing or unsupported field
+  | "E_MODEL_TENSOR" // weights missing a tensor, or one of the wrong shape (native)
+  | "E_CHECKPOINT" // a checkpoint file that is not ours or is incomplete
+  | "E_CHECKPOINT_MISMATCH" // a checkpoint made for another base model, rate or stage
+  | "E_NONFINITE" // a NaN/inf loss or gradient; nothing was applied (native)
+  | "E_DISPOSED" // a model used after dispose() (native)
+  | "E_NO_TRAINER" // a training call before createTrainer() (native)
+  | "E_OPTIMIZER_STATE" // optimizer state that does not match the trainer (native)
+  | "E_PARAMETER_SHAPE" // setParameters with a shape unlike the model's (native)
   | "E_CANCELLED"; // work cancelled before it finished
 
 export interface ClaraErrorDetails {

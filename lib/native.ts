@@ -33,6 +33,85 @@ export interface MatmulTiming {
   maxAbsError: number;
 }
 
+/** A batch as native code takes it (see lib/data/batches.ts). */
+export interface NativeBatch {
+  ids: Tensor;
+  keyValid?: Tensor;
+  lossMask?: Tensor;
+}
+
+export type NamedTensor = [string, Tensor];
+
+export interface NativeStepResult {
+  loss: number;
+  tokens: number;
+  gradNorm: number;
+  lr: number;
+  step: number;
+}
+
+export interface NativeAdapterInfo {
+  name: string;
+  rank: number;
+  alpha: number;
+  dropout: number;
+}
+
+export interface NativeGenerateResult {
+  tokens: number[][];
+  stopped: boolean[];
+  promptTokens: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+}
+
+export interface NativeTrainerOptions {
+  trainable: string[];
+  adamw?: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number };
+  schedule?: { kind?: "cosine" | "constant"; lr?: number; minLrRatio?: number; warmupSteps?: number; totalSteps?: number };
+  maxGradNorm?: number;
+}
+
+export interface NativeOptimizerState {
+  step: number;
+  m: NamedTensor[];
+  v: NamedTensor[];
+}
+
+/** A model living on the MLX thread; every method queues work there. */
+export interface NativeModel {
+  logits(batch: NativeBatch, options?: { adapter?: string; lastOnly?: boolean }): Promise<Tensor>;
+  hidden(batch: NativeBatch, options?: { adapter?: string }): Promise<Tensor>;
+  generate(
+    batch: NativeBatch,
+    options?: { adapter?: string; maxTokens?: number; temperature?: number; topP?: number; stopTokens?: number[]; seed?: number },
+  ): Promise<NativeGenerateResult>;
+  addAdapter(name: string, options?: { rank?: number; alpha?: number; dropout?: number; seed?: number }): Promise<void>;
+  copyAdapter(from: string, to: string): Promise<void>;
+  removeAdapter(name: string): Promise<void>;
+  adapters(): Promise<NativeAdapterInfo[]>;
+  getParameters(prefix?: string): Promise<NamedTensor[]>;
+  setParameters(entries: NamedTensor[], options?: { adapters?: NativeAdapterInfo[] }): Promise<void>;
+  createTrainer(options: NativeTrainerOptions): Promise<{ parameters: number; tensors: number }>;
+  lmTrainStep(options: { microBatches: NativeBatch[]; adapter?: string; seed?: number }): Promise<NativeStepResult>;
+  lmLossAndGrad(options: { batch: NativeBatch; adapter?: string; train?: boolean; seed?: number }): Promise<{
+    loss: number;
+    tokens: number;
+    grads: NamedTensor[];
+  }>;
+  optimizerState(): Promise<NativeOptimizerState>;
+  setOptimizerState(state: NativeOptimizerState): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export interface NativeModelSpec {
+  config: object;
+  format: "safetensors" | "gguf";
+  files: string[];
+  ggufRopePermuted: boolean;
+  dtype: "float32" | "bfloat16" | "float16";
+}
+
 /** The addon's surface. Every call that touches MLX returns a Promise served by the MLX thread. */
 export interface NativeAddon {
   setErrorClass(cls: typeof ClaraError): void;
@@ -41,6 +120,7 @@ export interface NativeAddon {
   memoryInfo(resetPeak?: boolean): Promise<MemoryInfo>;
   compute(op: string, inputs: Tensor[], dtype?: string): Promise<Tensor>;
   matmulBenchmark(options: { n?: number; iterations?: number; warmup?: number; dtype?: string }): Promise<MatmulTiming>;
+  loadModel(spec: NativeModelSpec): Promise<NativeModel>;
 }
 
 let addon: NativeAddon | undefined;

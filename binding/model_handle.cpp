@@ -1,0 +1,542 @@
+#include "model_handle.h"
+
+#include "addon_state.h"
+#include "common/error.h"
+#include "convert.h"
+#include "errors.h"
+#include "model/generate.h"
+#include "model/llama.h"
+#include "model/model.h"
+#include "train/lm_loss.h"
+#include "train/trainer.h"
+
+namespace clara::binding {
+
+// Lives on the MLX thread: only jobs queued there touch it.
+struct ModelState {
+  std::optional<Model> model;
+  std::unique_ptr<Trainer> trainer;
+
+  Model& get() {
+    if (!model) throw Error("E_DISPOSED", "[model] this model was disposed");
+    return *model;
+  }
+};
+
+namespace {
+
+using NamedTensors = std::vector<std::pair<std::string, HostTensor>>;
+
+ModelConfig to_model_config(Napi::Object o) {
+  ModelConfig c;
+  c.model_type = string_option(o, "model_type", "llama");
+  c.hidden_size = int_option(o, "hidden_size", 0, 1, 1 << 20);
+  c.intermediate_size = int_option(o, "intermediate_size", 0, 1, 1 << 22);
+  c.num_hidden_layers = int_option(o, "num_hidden_layers", 0, 1, 4096);
+  c.num_attention_heads = int_option(o, "num_attention_heads", 0, 1, 4096);
+  c.num_key_value_heads = int_option(o, "num_key_value_heads", c.num_attention_heads, 1, 4096);
+  c.head_dim = int_option(o, "head_dim", 0, 0, 4096);
+  c.vocab_size = int_option(o, "vocab_size", 0, 1, 1 << 24);
+  c.rms_norm_eps = static_cast<float>(number_option(o, "rms_norm_eps", 1e-5, 0, 1));
+  c.rope_theta = static_cast<float>(number_option(o, "rope_theta", 10000, 0, 1e12));
+  c.tie_word_embeddings = bool_option(o, "tie_word_embeddings", false);
+  c.attention_bias = bool_option(o, "attention_bias", false);
+  c.qk_norm = bool_option(o, "qk_norm", false);
+  Napi::Value scaling = o.Get("rope_scaling");
+  if (scaling.IsObject()) {
+    Napi::Object s = scaling.As<Napi::Object>();
+    c.rope_scaling.type = string_option(s, "type", "default");
+    c.rope_scaling.factor = static_cast<float>(number_option(s, "factor", 1, 0, 1e6));
+    c.rope_scaling.low_freq_factor = static_cast<float>(number_option(s, "low_freq_factor", 1, 0, 1e6));
+    c.rope_scaling.high_freq_factor = static_cast<float>(number_option(s, "high_freq_factor", 4, 0, 1e6));
+    c.rope_scaling.original_max_position_embeddings = int_option(s, "original_max_position_embeddings", 8192, 1, 1 << 24);
+  }
+  return c;
+}
+
+LoraConfig to_lora_config(Napi::Object o) {
+  LoraConfig l;
+  l.rank = int_option(o, "rank", 16, 1, 4096);
+  l.alpha = static_cast<float>(number_option(o, "alpha", 32, 0, 1e6));
+  l.dropout = static_cast<float>(number_option(o, "dropout", 0.1, 0, 0.999));
+  return l;
+}
+
+Napi::Object lora_to_js(Napi::Env env, const std::string& name, const LoraConfig& l) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", name);
+  o.Set("rank", l.rank);
+  o.Set("alpha", l.alpha);
+  o.Set("dropout", l.dropout);
+  return o;
+}
+
+mx::Dtype compute_dtype(const std::string& name) {
+  if (name == "float32") return mx::float32;
+  if (name == "bfloat16") return mx::bfloat16;
+  if (name == "float16") return mx::float16;
+  invalid_argument("dtype", "compute dtype must be float32, bfloat16 or float16, got '" + name + "'");
+}
+
+struct HostBatch {
+  HostTensor ids;
+  std::optional<HostTensor> key_valid;
+  std::optional<HostTensor> loss_mask;
+};
+
+HostBatch to_host_batch(Napi::Env env, Napi::Value v, const std::string& field) {
+  Napi::Object o = object_arg(env, v, field);
+  HostBatch b;
+  b.ids = to_host_tensor(env, o.Get("ids"), field + ".ids");
+  if (b.ids.dtype != mx::int32 || b.ids.shape.size() != 2) {
+    throw_invalid_argument(env, field + ".ids", "Expected an int32 tensor of shape [B, L] for " + field + ".ids");
+  }
+  if (!o.Get("keyValid").IsUndefined()) b.key_valid = to_host_tensor(env, o.Get("keyValid"), field + ".keyValid");
+  if (!o.Get("lossMask").IsUndefined()) b.loss_mask = to_host_tensor(env, o.Get("lossMask"), field + ".lossMask");
+  for (auto* t : {b.key_valid ? &*b.key_valid : nullptr, b.loss_mask ? &*b.loss_mask : nullptr}) {
+    if (t && t->shape != b.ids.shape) throw_invalid_argument(env, field, "masks must have the shape of " + field + ".ids");
+  }
+  return b;
+}
+
+TokenBatch to_token_batch(const HostBatch& b) {
+  mx::array ids = to_array(b.ids);
+  std::optional<mx::array> valid;
+  if (b.key_valid) valid = mx::astype(to_array(*b.key_valid), mx::bool_);
+  mx::array loss_mask = b.loss_mask ? to_array(*b.loss_mask) : mx::ones(ids.shape(), mx::int32);
+  return {ids, valid, loss_mask};
+}
+
+NamedTensors to_named_tensors(Napi::Env env, Napi::Value v, const std::string& field) {
+  if (!v.IsArray()) throw_invalid_argument(env, field, "Expected an array of [name, tensor] pairs for " + field);
+  Napi::Array a = v.As<Napi::Array>();
+  NamedTensors out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    std::string where = field + "[" + std::to_string(i) + "]";
+    if (!e.IsArray() || e.As<Napi::Array>().Length() != 2 || !e.As<Napi::Array>().Get(0u).IsString()) {
+      throw_invalid_argument(env, where, "Expected a [name, tensor] pair for " + where);
+    }
+    Napi::Array pair = e.As<Napi::Array>();
+    std::string name = pair.Get(0u).As<Napi::String>().Utf8Value();
+    out.emplace_back(name, to_host_tensor(env, pair.Get(1u), where + "[1]"));
+  }
+  return out;
+}
+
+Napi::Array named_tensors_to_js(Napi::Env env, const NamedTensors& entries) {
+  Napi::Array out = Napi::Array::New(env, entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    Napi::Array pair = Napi::Array::New(env, 2);
+    pair.Set(0u, entries[i].first);
+    pair.Set(1u, to_js_tensor(env, entries[i].second));
+    out.Set(static_cast<uint32_t>(i), pair);
+  }
+  return out;
+}
+
+TrainerConfig to_trainer_config(Napi::Object o) {
+  TrainerConfig t;
+  Napi::Object adamw = object_arg(o.Env(), o.Get("adamw"), "adamw");
+  t.adamw.beta1 = static_cast<float>(number_option(adamw, "beta1", 0.9, 0, 1));
+  t.adamw.beta2 = static_cast<float>(number_option(adamw, "beta2", 0.95, 0, 1));
+  t.adamw.eps = static_cast<float>(number_option(adamw, "eps", 1e-8, 0, 1));
+  t.adamw.weight_decay = static_cast<float>(number_option(adamw, "weightDecay", 0, 0, 10));
+  Napi::Object s = object_arg(o.Env(), o.Get("schedule"), "schedule");
+  t.schedule.kind = string_option(s, "kind", "cosine");
+  t.schedule.lr = static_cast<float>(number_option(s, "lr", 1e-4, 0, 10));
+  t.schedule.min_lr_ratio = static_cast<float>(number_option(s, "minLrRatio", 0.1, 0, 1));
+  t.schedule.warmup_steps = int_option(s, "warmupSteps", 0, 0, 1 << 30);
+  t.schedule.total_steps = int_option(s, "totalSteps", 1, 1, 1 << 30);
+  t.max_grad_norm = static_cast<float>(number_option(o, "maxGradNorm", 1.0, 0, 1e9));
+  return t;
+}
+
+Napi::Object step_to_js(Napi::Env env, const StepResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", r.loss);
+  o.Set("tokens", r.tokens);
+  o.Set("gradNorm", r.grad_norm);
+  o.Set("lr", r.lr);
+  o.Set("step", r.step);
+  return o;
+}
+
+// A dropout key that depends only on (seed, step, micro-batch): resumed runs draw the same masks.
+mx::array dropout_key(uint64_t seed, int step, int micro) {
+  return mx::random::key(seed * 1000003ull + static_cast<uint64_t>(step) * 1009ull + static_cast<uint64_t>(micro));
+}
+
+MlxThread& thread(Napi::Env env) {
+  return *addon_state(env).mlx_thread;
+}
+
+}  // namespace
+
+Napi::Function ModelHandle::Define(Napi::Env env) {
+  Napi::Function cls = DefineClass(env, "NativeModel",
+                                   {
+                                       InstanceMethod("logits", &ModelHandle::Logits),
+                                       InstanceMethod("hidden", &ModelHandle::Hidden),
+                                       InstanceMethod("generate", &ModelHandle::Generate),
+                                       InstanceMethod("addAdapter", &ModelHandle::AddAdapter),
+                                       InstanceMethod("copyAdapter", &ModelHandle::CopyAdapter),
+                                       InstanceMethod("removeAdapter", &ModelHandle::RemoveAdapter),
+                                       InstanceMethod("adapters", &ModelHandle::Adapters),
+                                       InstanceMethod("getParameters", &ModelHandle::GetParameters),
+                                       InstanceMethod("setParameters", &ModelHandle::SetParameters),
+                                       InstanceMethod("createTrainer", &ModelHandle::CreateTrainer),
+                                       InstanceMethod("lmTrainStep", &ModelHandle::LmTrainStep),
+                                       InstanceMethod("lmLossAndGrad", &ModelHandle::LmLossAndGrad),
+                                       InstanceMethod("optimizerState", &ModelHandle::OptimizerState),
+                                       InstanceMethod("setOptimizerState", &ModelHandle::SetOptimizerState),
+                                       InstanceMethod("dispose", &ModelHandle::Dispose),
+                                   });
+  addon_state(env).model_class = Napi::Persistent(cls);
+  return cls;
+}
+
+ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
+  if (!info[0].IsExternal()) throw_invalid_argument(info.Env(), "NativeModel", "NativeModel is made by loadModel(), not new");
+  state_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+}
+
+ModelHandle::~ModelHandle() {
+  // The weights are MLX arrays: release them on the MLX thread, after any queued work.
+  if (state_ && addon_state(Env()).mlx_thread) {
+    thread(Env()).post([s = std::move(state_)]() mutable { s.reset(); });
+  }
+}
+
+std::shared_ptr<ModelState> ModelHandle::state(Napi::Env env) const {
+  return state_;
+}
+
+Napi::Value ModelHandle::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object spec = object_arg(env, info[0], "spec");
+  ModelConfig config = to_model_config(object_arg(env, spec.Get("config"), "config"));
+  WeightSource source;
+  source.format = string_option(spec, "format", "");
+  source.files = string_list_option(spec, "files");
+  source.gguf_rope_permuted = bool_option(spec, "ggufRopePermuted", false);
+  std::string dtype = string_option(spec, "dtype", "float32");
+  return thread(env).submit(env, [config, source, dtype] {
+    auto state = std::make_shared<ModelState>();
+    state->model.emplace(Model::load(source, config, compute_dtype(dtype)));
+    return Completion([state](Napi::Env env) -> Napi::Value {
+      auto* holder = new std::shared_ptr<ModelState>(state);
+      auto ext = Napi::External<std::shared_ptr<ModelState>>::New(env, holder,
+                                                                  [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
+      return addon_state(env).model_class.New({ext});
+    });
+  });
+}
+
+// logits(batch, {adapter, lastOnly}) -> Promise<Tensor [B, L|1, V] float32>
+Napi::Value ModelHandle::Logits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HostBatch batch = to_host_batch(env, info[0], "batch");
+  Napi::Object o = object_arg(env, info[1], "options");
+  std::string adapter = string_option(o, "adapter", "");
+  bool last_only = bool_option(o, "lastOnly", false);
+  return thread(env).submit(env, [s = state(env), batch, adapter, last_only] {
+    Model& m = s->get();
+    TokenBatch b = to_token_batch(batch);
+    ParamView p = m.view();
+    mx::array h = decoder_hidden(p, m.config(), embed_tokens(p, b.ids), b.key_valid, m.active(adapter, false));
+    if (last_only) h = mx::slice(h, {0, h.shape(1) - 1, 0}, h.shape());
+    auto out = std::make_shared<HostTensor>(to_host(mx::astype(lm_logits(p, m.config(), h), mx::float32)));
+    return Completion([out](Napi::Env env) -> Napi::Value { return to_js_tensor(env, *out); });
+  });
+}
+
+// hidden(batch, {adapter}) -> Promise<Tensor [B, L, H] float32>: final-norm hidden states
+Napi::Value ModelHandle::Hidden(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HostBatch batch = to_host_batch(env, info[0], "batch");
+  std::string adapter = string_option(object_arg(env, info[1], "options"), "adapter", "");
+  return thread(env).submit(env, [s = state(env), batch, adapter] {
+    Model& m = s->get();
+    TokenBatch b = to_token_batch(batch);
+    ParamView p = m.view();
+    mx::array h = decoder_hidden(p, m.config(), embed_tokens(p, b.ids), b.key_valid, m.active(adapter, false));
+    auto out = std::make_shared<HostTensor>(to_host(mx::astype(h, mx::float32)));
+    return Completion([out](Napi::Env env) -> Napi::Value { return to_js_tensor(env, *out); });
+  });
+}
+
+// generate(batch, {adapter, maxTokens, temperature, topP, stopTokens, seed})
+Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HostBatch batch = to_host_batch(env, info[0], "batch");
+  Napi::Object o = object_arg(env, info[1], "options");
+  std::string adapter = string_option(o, "adapter", "");
+  GenerateOptions g;
+  g.max_tokens = int_option(o, "maxTokens", 128, 0, 1 << 20);
+  g.temperature = static_cast<float>(number_option(o, "temperature", 0, 0, 100));
+  g.top_p = static_cast<float>(number_option(o, "topP", 1, 0, 1));
+  g.stop_tokens = int_list_option(o, "stopTokens");
+  g.seed = static_cast<uint64_t>(number_option(o, "seed", 0, 0, 9007199254740991.0));
+  return thread(env).submit(env, [s = state(env), batch, adapter, g] {
+    Model& m = s->get();
+    TokenBatch b = to_token_batch(batch);
+    mx::array embeddings = embed_tokens(m.view(), b.ids);
+    auto r = std::make_shared<GenerateResult>(generate(m, embeddings, b.key_valid, adapter, g));
+    return Completion([r](Napi::Env env) -> Napi::Value {
+      Napi::Object out = Napi::Object::New(env);
+      Napi::Array tokens = Napi::Array::New(env, r->tokens.size());
+      Napi::Array stopped = Napi::Array::New(env, r->stopped.size());
+      for (size_t i = 0; i < r->tokens.size(); ++i) {
+        Napi::Array row = Napi::Array::New(env, r->tokens[i].size());
+        for (size_t j = 0; j < r->tokens[i].size(); ++j) row.Set(static_cast<uint32_t>(j), r->tokens[i][j]);
+        tokens.Set(static_cast<uint32_t>(i), row);
+        stopped.Set(static_cast<uint32_t>(i), Napi::Boolean::New(env, r->stopped[i]));
+      }
+      out.Set("tokens", tokens);
+      out.Set("stopped", stopped);
+      out.Set("promptTokens", r->prompt_tokens);
+      out.Set("prefillSeconds", r->prefill_seconds);
+      out.Set("decodeSeconds", r->decode_seconds);
+      return out;
+    });
+  });
+}
+
+Napi::Value ModelHandle::AddAdapter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_invalid_argument(env, "name", "Expected a string for name");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  Napi::Object o = object_arg(env, info[1], "options");
+  LoraConfig lora = to_lora_config(o);
+  uint64_t seed = static_cast<uint64_t>(number_option(o, "seed", 0, 0, 9007199254740991.0));
+  return thread(env).submit(env, [s = state(env), name, lora, seed] {
+    s->get().add_adapter(name, lora, seed);
+    return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+Napi::Value ModelHandle::CopyAdapter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsString()) throw_invalid_argument(env, "from", "Expected two adapter names");
+  std::string from = info[0].As<Napi::String>().Utf8Value(), to = info[1].As<Napi::String>().Utf8Value();
+  return thread(env).submit(env, [s = state(env), from, to] {
+    s->get().copy_adapter(from, to);
+    return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+Napi::Value ModelHandle::RemoveAdapter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_invalid_argument(env, "name", "Expected a string for name");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  return thread(env).submit(env, [s = state(env), name] {
+    s->get().remove_adapter(name);
+    return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+Napi::Value ModelHandle::Adapters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return thread(env).submit(env, [s = state(env)] {
+    std::vector<std::pair<std::string, LoraConfig>> list;
+    Model& m = s->get();
+    for (const auto& n : m.adapter_names()) list.emplace_back(n, m.adapter_config(n));
+    return Completion([list](Napi::Env env) -> Napi::Value {
+      Napi::Array out = Napi::Array::New(env, list.size());
+      for (size_t i = 0; i < list.size(); ++i) out.Set(static_cast<uint32_t>(i), lora_to_js(env, list[i].first, list[i].second));
+      return out;
+    });
+  });
+}
+
+// getParameters(prefix) -> Promise<[name, Tensor][]> of trainable-kind parameters
+Napi::Value ModelHandle::GetParameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string prefix = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  return thread(env).submit(env, [s = state(env), prefix] {
+    Model& m = s->get();
+    auto entries = std::make_shared<NamedTensors>();
+    for (const auto& n : m.parameter_names(prefix)) entries->emplace_back(n, to_host(m.extra().at(n)));
+    return Completion([entries](Napi::Env env) -> Napi::Value { return named_tensors_to_js(env, *entries); });
+  });
+}
+
+// setParameters(entries, {adapters: [{name, rank, alpha, dropout}]}): replaces or adds
+// trainable-kind parameters; shapes of existing entries must match.
+Napi::Value ModelHandle::SetParameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  NamedTensors entries = to_named_tensors(env, info[0], "entries");
+  Napi::Object o = object_arg(env, info[1], "options");
+  std::vector<std::pair<std::string, LoraConfig>> declared;
+  Napi::Value list = o.Get("adapters");
+  if (list.IsArray()) {
+    Napi::Array a = list.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Object e = object_arg(env, a.Get(i), "adapters[" + std::to_string(i) + "]");
+      declared.emplace_back(string_option(e, "name", ""), to_lora_config(e));
+    }
+  }
+  return thread(env).submit(env, [s = state(env), entries, declared] {
+    Model& m = s->get();
+    for (const auto& [name, t] : entries) {
+      mx::array a = to_array(t);
+      auto it = m.extra().find(name);
+      if (it != m.extra().end() && it->second.shape() != a.shape()) {
+        throw Error("E_PARAMETER_SHAPE", "[setParameters] '" + name + "' has a different shape than the model's", {"", name, 0});
+      }
+      m.extra().insert_or_assign(name, mx::astype(a, m.dtype()));
+    }
+    for (const auto& [name, lora] : declared) m.declare_adapter(name, lora);
+    if (s->trainer) s->trainer.reset();  // its optimizer state no longer matches
+    return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+// createTrainer({trainable: string[], adamw, schedule, maxGradNorm}); trainable entries are
+// exact names or prefixes ending in '.'
+Napi::Value ModelHandle::CreateTrainer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = object_arg(env, info[0], "options");
+  std::vector<std::string> patterns = string_list_option(o, "trainable");
+  TrainerConfig config = to_trainer_config(o);
+  return thread(env).submit(env, [s = state(env), patterns, config] {
+    Model& m = s->get();
+    std::vector<std::string> names;
+    for (const auto& n : m.parameter_names()) {
+      for (const auto& p : patterns) {
+        if (n == p || (!p.empty() && p.back() == '.' && n.compare(0, p.size(), p) == 0) ||
+            n.find(".lora." + p + ".") != std::string::npos) {
+          names.push_back(n);
+          break;
+        }
+      }
+    }
+    s->trainer = std::make_unique<Trainer>(m, names, config);
+    auto count = std::make_shared<size_t>(0);
+    for (const auto& n : names) *count += m.extra().at(n).size();
+    size_t tensors = names.size();
+    return Completion([count, tensors](Napi::Env env) -> Napi::Value {
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("parameters", static_cast<double>(*count));
+      out.Set("tensors", static_cast<double>(tensors));
+      return out;
+    });
+  });
+}
+
+// lmTrainStep({microBatches: batch[], adapter, seed}) -> Promise<StepResult>
+Napi::Value ModelHandle::LmTrainStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = object_arg(env, info[0], "options");
+  Napi::Value mbs = o.Get("microBatches");
+  if (!mbs.IsArray() || mbs.As<Napi::Array>().Length() == 0) {
+    throw_invalid_argument(env, "microBatches", "Expected a non-empty array of batches for microBatches");
+  }
+  std::vector<HostBatch> batches;
+  for (uint32_t i = 0; i < mbs.As<Napi::Array>().Length(); ++i) {
+    batches.push_back(to_host_batch(env, mbs.As<Napi::Array>().Get(i), "microBatches[" + std::to_string(i) + "]"));
+  }
+  std::string adapter = string_option(o, "adapter", "");
+  uint64_t seed = static_cast<uint64_t>(number_option(o, "seed", 0, 0, 9007199254740991.0));
+  return thread(env).submit(env, [s = state(env), batches, adapter, seed] {
+    Model& m = s->get();
+    if (!s->trainer) throw Error("E_NO_TRAINER", "[train] call createTrainer() first");
+    Trainer& t = *s->trainer;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      TokenBatch b = to_token_batch(batches[i]);
+      mx::array key = dropout_key(seed, t.step(), static_cast<int>(i));
+      t.accumulate([&](const Params& trainable) { return lm_loss(m, trainable, b, adapter, true, key); });
+    }
+    StepResult r = t.apply();
+    return Completion([r](Napi::Env env) -> Napi::Value { return step_to_js(env, r); });
+  });
+}
+
+// lmLossAndGrad({batch, adapter, train, seed}) -> {loss, tokens, grads: [name, Tensor][]}
+Napi::Value ModelHandle::LmLossAndGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = object_arg(env, info[0], "options");
+  HostBatch batch = to_host_batch(env, o.Get("batch"), "batch");
+  std::string adapter = string_option(o, "adapter", "");
+  bool train = bool_option(o, "train", false);
+  uint64_t seed = static_cast<uint64_t>(number_option(o, "seed", 0, 0, 9007199254740991.0));
+  return thread(env).submit(env, [s = state(env), batch, adapter, train, seed] {
+    Model& m = s->get();
+    if (!s->trainer) throw Error("E_NO_TRAINER", "[train] call createTrainer() first");
+    TokenBatch b = to_token_batch(batch);
+    auto [loss, grads] = s->trainer->loss_and_grad(
+        [&](const Params& trainable) { return lm_loss(m, trainable, b, adapter, train, dropout_key(seed, 0, 0)); });
+    auto named = std::make_shared<NamedTensors>();
+    for (size_t i = 0; i < grads.size(); ++i) named->emplace_back(s->trainer->trainable()[i], to_host(grads[i]));
+    float l = loss.loss.item<float>(), tokens = loss.tokens.item<float>();
+    return Completion([named, l, tokens](Napi::Env env) -> Napi::Value {
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("loss", l);
+      out.Set("tokens", tokens);
+      out.Set("grads", named_tensors_to_js(env, *named));
+      return out;
+    });
+  });
+}
+
+// optimizerState() -> {step, m: [name, Tensor][], v: [name, Tensor][]}
+Napi::Value ModelHandle::OptimizerState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return thread(env).submit(env, [s = state(env)] {
+    if (!s->trainer) throw Error("E_NO_TRAINER", "[train] call createTrainer() first");
+    Trainer& t = *s->trainer;
+    auto m = std::make_shared<NamedTensors>(), v = std::make_shared<NamedTensors>();
+    for (size_t i = 0; i < t.trainable().size(); ++i) {
+      m->emplace_back(t.trainable()[i], to_host(t.optimizer_state().m[i]));
+      v->emplace_back(t.trainable()[i], to_host(t.optimizer_state().v[i]));
+    }
+    int step = t.step();
+    return Completion([m, v, step](Napi::Env env) -> Napi::Value {
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("step", step);
+      out.Set("m", named_tensors_to_js(env, *m));
+      out.Set("v", named_tensors_to_js(env, *v));
+      return out;
+    });
+  });
+}
+
+Napi::Value ModelHandle::SetOptimizerState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = object_arg(env, info[0], "state");
+  int step = int_option(o, "step", 0, 0, 1 << 30);
+  NamedTensors m = to_named_tensors(env, o.Get("m"), "state.m");
+  NamedTensors v = to_named_tensors(env, o.Get("v"), "state.v");
+  return thread(env).submit(env, [s = state(env), step, m, v] {
+    if (!s->trainer) throw Error("E_NO_TRAINER", "[train] call createTrainer() first");
+    Trainer& t = *s->trainer;
+    const auto& names = t.trainable();
+    if (m.size() != names.size() || v.size() != names.size()) {
+      throw Error("E_OPTIMIZER_STATE", "[resume] the optimizer state holds " + std::to_string(m.size()) +
+                                           " tensors but the trainer has " + std::to_string(names.size()));
+    }
+    AdamWState state;
+    state.step = step;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (m[i].first != names[i] || v[i].first != names[i]) {
+        throw Error("E_OPTIMIZER_STATE", "[resume] optimizer state entry '" + m[i].first + "' does not match '" + names[i] + "'");
+      }
+      state.m.push_back(to_array(m[i].second));
+      state.v.push_back(to_array(v[i].second));
+    }
+    t.optimizer_state() = std::move(state);
+    return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+Napi::Value ModelHandle::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return thread(env).submit(env, [s = state(env)] {
+    s->trainer.reset();
+    s->model.reset();
+    return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+}  // namespace clara::binding

@@ -1,0 +1,304 @@
+// Model: a loaded Llama-family model with its tokenizer and named LoRA adapters. Weights live
+// on the MLX thread behind a private handle; this class validates, converts and forwards.
+
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import { ClaraError, invalidArgument } from "../errors";
+import { leftPad, type TokenBatch } from "../data/batches";
+import { readNpz, writeNpz } from "../io/npz";
+import { native, type NamedTensor, type NativeAdapterInfo, type NativeModel, type NativeStepResult } from "../native";
+import { tensor, type Tensor } from "../tensor";
+import { Tokenizer } from "../tokenizer";
+import type { ModelConfig } from "./config";
+import { locateModel, type ModelFiles } from "./files";
+
+export type ComputeDType = "float32" | "bfloat16" | "float16";
+
+export interface LoadModelOptions {
+  /** Compute dtype of the frozen base: float32 on CPU (BLAS), bfloat16 on GPUs. */
+  dtype?: ComputeDType;
+}
+
+export interface AdapterOptions {
+  rank?: number;
+  alpha?: number;
+  dropout?: number;
+  seed?: number;
+}
+
+export interface GenerateOptions {
+  adapter?: string;
+  maxTokens?: number;
+  /** 0 (default) decodes greedily. */
+  temperature?: number;
+  topP?: number;
+  /** Token ids that end a sequence; defaults to the tokenizer's stop tokens. */
+  stopTokens?: number[];
+  seed?: number;
+}
+
+export interface Generation {
+  tokens: number[][];
+  texts: string[];
+  stopped: boolean[];
+  promptTokens: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+}
+
+export interface TrainerOptions {
+  /** Adapter names, exact parameter names, or prefixes ending in "." */
+  trainable: string[];
+  lr?: number;
+  schedule?: "cosine" | "constant";
+  minLrRatio?: number;
+  warmupSteps?: number;
+  totalSteps?: number;
+  maxGradNorm?: number;
+  weightDecay?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+}
+
+/** One micro-batch for the language-model loss: token sequences and which tokens are targets. */
+export interface LmExample {
+  tokens: number[];
+  /** 1 where tokens[t] is supervised; all ones when omitted. */
+  lossMask?: number[];
+}
+
+const ADAPTER_FILE_FORMAT = "clara-mlx-adapters";
+export const METADATA_KEY = "__metadata__";
+
+export class Model {
+  readonly config: ModelConfig;
+  readonly tokenizer: Tokenizer;
+  readonly files: ModelFiles;
+  readonly dtype: ComputeDType;
+  #native: NativeModel;
+  #fingerprint?: string;
+
+  private constructor(files: ModelFiles, tokenizer: Tokenizer, handle: NativeModel, dtype: ComputeDType) {
+    this.files = files;
+    this.config = files.config;
+    this.tokenizer = tokenizer;
+    this.#native = handle;
+    this.dtype = dtype;
+  }
+
+  /** Loads a Hugging Face folder (config.json + safetensors + tokenizer.json) or a .gguf file. */
+  static async load(modelPath: string, options: LoadModelOptions = {}): Promise<Model> {
+    const dtype = options.dtype ?? "float32";
+    if (!["float32", "bfloat16", "float16"].includes(dtype)) throw invalidArgument("dtype", "float32, bfloat16 or float16", dtype);
+    const files = locateModel(modelPath);
+    const tokenizer = files.format === "gguf"
+      ? Tokenizer.fromGgufMetadata(files.ggufMetadata!, modelPath)
+      : Tokenizer.fromHfDir(modelPath);
+    const handle = await native().loadModel({
+      config: files.config,
+      format: files.format,
+      files: files.files,
+      ggufRopePermuted: files.ropePermuted,
+      dtype,
+    });
+    return new Model(files, tokenizer, handle, dtype);
+  }
+
+  /** Identifies the base weights: config, and size plus head and tail bytes of every file. */
+  fingerprint(): string {
+    if (this.#fingerprint) return this.#fingerprint;
+    const h = crypto.createHash("sha256").update(JSON.stringify(this.config));
+    for (const f of this.files.files) {
+      const fd = fs.openSync(f, "r");
+      try {
+        const size = fs.fstatSync(fd).size;
+        const span = Math.min(size, 1 << 20);
+        const buf = Buffer.alloc(span);
+        fs.readSync(fd, buf, 0, span, 0);
+        h.update(String(size)).update(buf);
+        fs.readSync(fd, buf, 0, span, size - span);
+        h.update(buf);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    return (this.#fingerprint = h.digest("hex").slice(0, 16));
+  }
+
+  /** The native handle, for lib/ modules that build on the model (trainers, CLaRa). */
+  get handle(): NativeModel {
+    return this.#native;
+  }
+
+  /** Left-pads token sequences with the tokenizer's pad (else BOS, as the reference does). */
+  batch(sequences: number[][], lossMasks?: number[][]): TokenBatch {
+    return leftPad(sequences, this.padId, lossMasks ? { lossMasks } : {});
+  }
+
+  get padId(): number {
+    return this.tokenizer.padTokenId ?? this.tokenizer.bosTokenId ?? 0;
+  }
+
+  /** Logits [B, L, V] (or [B, 1, V] with lastOnly) for left-padded token sequences. */
+  logits(sequences: number[][], options: { adapter?: string; lastOnly?: boolean } = {}): Promise<Tensor> {
+    return this.#native.logits(this.batch(sequences), options);
+  }
+
+  /** Final-norm hidden states [B, L, H]. */
+  hidden(sequences: number[][], options: { adapter?: string } = {}): Promise<Tensor> {
+    return this.#native.hidden(this.batch(sequences), options);
+  }
+
+  async generate(prompts: number[][], options: GenerateOptions = {}): Promise<Generation> {
+    const r = await this.#native.generate(this.batch(prompts), {
+      ...options,
+      stopTokens: options.stopTokens ?? this.tokenizer.stopTokenIds,
+    });
+    return { ...r, texts: r.tokens.map((t) => this.tokenizer.decode(t, { skipSpecialTokens: true })) };
+  }
+
+  /** Renders `user` (and an optional system message) with the chat template and generates. */
+  async chat(user: string, options: GenerateOptions & { system?: string } = {}): Promise<string> {
+    const messages = [...(options.system ? [{ role: "system", content: options.system }] : []), { role: "user", content: user }];
+    const prompt = this.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    const g = await this.generate([this.tokenizer.encode(prompt)], options);
+    return g.texts[0];
+  }
+
+  addAdapter(name: string, options: AdapterOptions = {}): Promise<void> {
+    if (typeof name !== "string" || !/^[A-Za-z0-9_-]+$/.test(name)) throw invalidArgument("name", "an adapter name of letters, digits, _ or -", name);
+    return this.#native.addAdapter(name, options);
+  }
+
+  copyAdapter(from: string, to: string): Promise<void> {
+    return this.#native.copyAdapter(from, to);
+  }
+
+  removeAdapter(name: string): Promise<void> {
+    return this.#native.removeAdapter(name);
+  }
+
+  adapters(): Promise<NativeAdapterInfo[]> {
+    return this.#native.adapters();
+  }
+
+  /** Trainable-kind parameters (adapters, extra embedding rows) whose names start with `prefix`. */
+  parameters(prefix = ""): Promise<NamedTensor[]> {
+    return this.#native.getParameters(prefix);
+  }
+
+  setParameters(entries: NamedTensor[], adapters: NativeAdapterInfo[] = []): Promise<void> {
+    return this.#native.setParameters(entries, { adapters });
+  }
+
+  /** Saves the named adapters (all when omitted) to an .npz that Python's mlx.core.load opens. */
+  async saveAdapters(file: string, names?: string[]): Promise<void> {
+    const all = await this.adapters();
+    const chosen = names ? all.filter((a) => names.includes(a.name)) : all;
+    const missingName = names?.find((n) => !all.some((a) => a.name === n));
+    if (missingName) throw invalidArgument("names", `existing adapter names (${all.map((a) => a.name).join(", ")})`, missingName);
+    const entries = new Map<string, Tensor>();
+    for (const a of chosen) {
+      for (const [k, v] of await this.parameters()) if (k.includes(`.lora.${a.name}.`)) entries.set(k, v);
+    }
+    const metadata = { format: ADAPTER_FILE_FORMAT, version: 1, base: { source: this.files.source, fingerprint: this.fingerprint() }, adapters: chosen };
+    entries.set(METADATA_KEY, jsonTensor(metadata));
+    writeNpz(file, entries);
+  }
+
+  /** Loads adapters saved by saveAdapters; refuses files made for another base model. */
+  async loadAdapters(file: string): Promise<NativeAdapterInfo[]> {
+    const entries = readNpz(file);
+    const meta = readJsonTensor(entries.get(METADATA_KEY), file) as {
+      format?: string;
+      base?: { fingerprint?: string };
+      adapters?: NativeAdapterInfo[];
+    };
+    if (meta.format !== ADAPTER_FILE_FORMAT || !Array.isArray(meta.adapters)) {
+      throw new ClaraError("E_CHECKPOINT", `${file} is not an adapter file written by @clara/mlx`, { file, field: METADATA_KEY });
+    }
+    if (meta.base?.fingerprint !== this.fingerprint()) {
+      throw new ClaraError(
+        "E_CHECKPOINT_MISMATCH",
+        `${file} was saved for another base model (fingerprint ${meta.base?.fingerprint}, this model ${this.fingerprint()})`,
+        { file, field: "base.fingerprint" },
+      );
+    }
+    entries.delete(METADATA_KEY);
+    await this.setParameters([...entries], meta.adapters);
+    return meta.adapters;
+  }
+
+  /** Prepares the optimizer over `trainable`; returns the number of trainable values. */
+  createTrainer(options: TrainerOptions): Promise<{ parameters: number; tensors: number }> {
+    if (!Array.isArray(options.trainable) || options.trainable.length === 0) {
+      throw invalidArgument("trainable", "a non-empty list of adapter or parameter names", options.trainable);
+    }
+    return this.#native.createTrainer({
+      trainable: options.trainable,
+      adamw: { beta1: options.beta1, beta2: options.beta2, eps: options.eps, weightDecay: options.weightDecay },
+      schedule: {
+        kind: options.schedule ?? "cosine",
+        lr: options.lr ?? 1e-4,
+        minLrRatio: options.minLrRatio,
+        warmupSteps: options.warmupSteps,
+        totalSteps: options.totalSteps,
+      },
+      maxGradNorm: options.maxGradNorm,
+    });
+  }
+
+  /**
+   * One optimizer update over micro-batches of language-model examples (gradient accumulation:
+   * the update uses the mean of the micro-batches' token-mean losses).
+   */
+  trainStep(microBatches: LmExample[][], options: { adapter?: string; seed?: number } = {}): Promise<NativeStepResult> {
+    return this.#native.lmTrainStep({
+      microBatches: microBatches.map((examples) => this.lmBatch(examples)),
+      adapter: options.adapter,
+      seed: options.seed,
+    });
+  }
+
+  /** Loss and gradients of one batch, without an update (finite-difference checks). */
+  lossAndGradients(examples: LmExample[], options: { adapter?: string; train?: boolean; seed?: number } = {}) {
+    return this.#native.lmLossAndGrad({ batch: this.lmBatch(examples), ...options });
+  }
+
+  optimizerState() {
+    return this.#native.optimizerState();
+  }
+
+  dispose(): Promise<void> {
+    return this.#native.dispose();
+  }
+
+  private lmBatch(examples: LmExample[]): TokenBatch {
+    return this.batch(
+      examples.map((e) => e.tokens),
+      examples.map((e) => e.lossMask ?? e.tokens.map(() => 1)),
+    );
+  }
+}
+
+export function loadModel(modelPath: string, options: LoadModelOptions = {}): Promise<Model> {
+  return Model.load(modelPath, options);
+}
+
+/** JSON stored as a uint8 array: an .npz entry that numpy and mlx.core.load both read. */
+export function jsonTensor(value: unknown): Tensor {
+  const bytes = new TextEncoder().encode(JSON.stringify(value));
+  return tensor("uint8", [bytes.length], bytes);
+}
+
+export function readJsonTensor(t: Tensor | undefined, file: string): unknown {
+  if (!t || t.dtype !== "uint8") {
+    throw new ClaraError("E_CHECKPOINT", `${file} has no ${METADATA_KEY} entry`, { file, field: METADATA_KEY });
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(t.data as Uint8Array));
+  } catch (err) {
+    throw new ClaraError("E_CHECKPOINT", `${file}: ${METADATA_KEY} is not valid JSON`, { file, field: METADATA_KEY, cause: err });
+  }
+}

@@ -1,0 +1,38 @@
+// The Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM2) as free functions over
+// a ParamView. Shapes: B batch, L new positions, T = cache offset + L keys, H hidden,
+// V vocab, nh/kvh query/key-value heads, D head dim.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "common/params.h"
+#include "model/config.h"
+#include "model/lora.h"
+
+namespace clara {
+
+// Per-layer keys and values for incremental decoding, preallocated to `capacity` positions.
+struct KVCache {
+  std::vector<mx::array> keys;    // [B, kvh, capacity, D] per layer
+  std::vector<mx::array> values;
+  int offset = 0;                 // positions already written
+  int capacity = 0;
+};
+
+KVCache make_kv_cache(const ModelConfig& c, int batch, int capacity, mx::Dtype dtype);
+
+// [B, L] token ids -> [B, L, H] input embeddings. Ids past the base vocabulary read the
+// optional "model.embed_tokens.extra" rows (tokens added by CLaRa).
+mx::array embed_tokens(const ParamView& p, const mx::array& ids);
+
+// Runs every decoder layer on input embeddings and returns the final-norm hidden states
+// [B, L, H] (the tensor that feeds lm_head; CLaRa's compressor output, spec §1.4).
+// key_valid: [B, T] with 1 for real tokens and 0 for left padding, or nullopt when unpadded.
+mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::array& embeddings,
+                         const std::optional<mx::array>& key_valid, const ActiveAdapter& adapter, KVCache* cache = nullptr);
+
+// [B, L, H] -> [B, L, V] logits (tied or untied head, plus the extra rows when present).
+mx::array lm_logits(const ParamView& p, const ModelConfig& c, const mx::array& hidden);
+
+}  // namespace clara

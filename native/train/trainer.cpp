@@ -1,0 +1,102 @@
+#include "train/trainer.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "train/grad.h"
+
+namespace clara {
+
+Trainer::Trainer(Model& model, std::vector<std::string> trainable, TrainerConfig config)
+    : model_(model), names_(std::move(trainable)), config_(std::move(config)) {
+  if (names_.empty()) invalid_argument("trainer", "nothing to train: the trainable set is empty");
+  std::vector<mx::array> values;
+  for (const auto& n : names_) {
+    auto it = model_.extra().find(n);
+    if (it == model_.extra().end()) invalid_argument("trainer", "no trainable parameter named '" + n + "'");
+    values.push_back(it->second);
+  }
+  state_ = adamw_init(values);
+  mx::eval(state_.m);
+  mx::eval(state_.v);
+}
+
+std::pair<MaskedLoss, std::vector<mx::array>> Trainer::loss_and_grad(const LossFunction& loss) const {
+  auto fn = [&](const std::vector<mx::array>& inputs) {
+    Params overrides;
+    for (size_t i = 0; i < names_.size(); ++i) overrides.insert_or_assign(names_[i], inputs[i]);
+    MaskedLoss l = loss(overrides);
+    return std::vector<mx::array>{l.loss, l.tokens};
+  };
+  std::vector<mx::array> values;
+  std::vector<int> argnums;
+  for (size_t i = 0; i < names_.size(); ++i) {
+    values.push_back(model_.extra().at(names_[i]));
+    argnums.push_back(static_cast<int>(i));
+  }
+  auto [outputs, grads] = mx::value_and_grad(fn, argnums)(values);
+  return {MaskedLoss{outputs[0], outputs[1]}, grads};
+}
+
+MicroBatchResult Trainer::accumulate(const LossFunction& loss) {
+  auto [l, grads] = loss_and_grad(loss);
+  std::vector<mx::array> sum;
+  if (grad_sum_.empty()) {
+    sum = grads;
+  } else {
+    for (size_t i = 0; i < grads.size(); ++i) sum.push_back(mx::add(grad_sum_[i], grads[i]));
+  }
+  std::vector<mx::array> to_eval = sum;
+  to_eval.push_back(l.loss);
+  to_eval.push_back(l.tokens);
+  mx::eval(to_eval);
+  float value = l.loss.item<float>();
+  if (!std::isfinite(value)) {
+    throw Error("E_NONFINITE", "[train] the loss is " + std::to_string(value) +
+                                   " at this micro-batch; nothing was applied. Likely causes: a learning rate too high, "
+                                   "or a batch with no supervised tokens");
+  }
+  grad_sum_ = std::move(sum);
+  micro_batches_ += 1;
+  loss_sum_ += value;
+  float tokens = l.tokens.item<float>();
+  token_sum_ += tokens;
+  return {value, tokens};
+}
+
+StepResult Trainer::apply() {
+  if (micro_batches_ == 0) invalid_argument("trainer", "apply() before any accumulate()");
+  std::vector<mx::array> grads;
+  for (const auto& g : grad_sum_) grads.push_back(mx::divide(g, mx::array(static_cast<float>(micro_batches_), g.dtype())));
+  mx::array norm = global_norm(grads);
+  mx::eval(norm);
+  float norm_value = norm.item<float>();
+  if (!std::isfinite(norm_value)) {
+    grad_sum_.clear();
+    micro_batches_ = 0;
+    loss_sum_ = token_sum_ = 0;
+    throw Error("E_NONFINITE", "[train] the gradient norm is not finite; the update was skipped and the weights are unchanged");
+  }
+  grads = clip_by_global_norm(grads, norm, config_.max_grad_norm);
+  std::vector<mx::array> params;
+  for (const auto& n : names_) params.push_back(model_.extra().at(n));
+  float lr = learning_rate(config_.schedule, state_.step);
+  std::vector<mx::array> updated = adamw_update(params, grads, state_, lr, config_.adamw);
+  std::vector<mx::array> to_eval = updated;
+  to_eval.insert(to_eval.end(), state_.m.begin(), state_.m.end());
+  to_eval.insert(to_eval.end(), state_.v.begin(), state_.v.end());
+  mx::eval(to_eval);
+  for (size_t i = 0; i < names_.size(); ++i) model_.extra().insert_or_assign(names_[i], updated[i]);
+  StepResult r;
+  r.loss = static_cast<float>(loss_sum_ / micro_batches_);
+  r.tokens = static_cast<float>(token_sum_);
+  r.grad_norm = norm_value;
+  r.lr = lr;
+  r.step = state_.step;
+  grad_sum_.clear();
+  micro_batches_ = 0;
+  loss_sum_ = token_sum_ = 0;
+  return r;
+}
+
+}  // namespace clara

@@ -1,0 +1,70 @@
+// The one training step every stage shares (mlx-lm's train(loss=...)): value_and_grad of a
+// loss over the named trainable parameters, gradient accumulation over micro-batches,
+// global-norm clipping, AdamW with a schedule. Stages differ only in the loss they pass.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/params.h"
+#include "model/model.h"
+#include "train/adamw.h"
+#include "train/losses.h"
+#include "train/schedule.h"
+
+namespace clara {
+
+// The loss of one micro-batch, given the trainable parameters by name (overriding the model's).
+using LossFunction = std::function<MaskedLoss(const Params& trainable)>;
+
+struct TrainerConfig {
+  AdamWConfig adamw;
+  ScheduleConfig schedule;
+  float max_grad_norm = 1.0f;
+};
+
+struct MicroBatchResult {
+  float loss = 0;
+  float tokens = 0;
+};
+
+struct StepResult {
+  float loss = 0;       // mean of the micro-batches' token-mean losses (the reference's reduction)
+  float tokens = 0;
+  float grad_norm = 0;  // before clipping
+  float lr = 0;
+  int step = 0;         // optimizer updates done, this one included
+};
+
+class Trainer {
+ public:
+  // `trainable`: flat names in model.extra(). Their values are read from and written back to
+  // the model, so the model always holds the current weights.
+  Trainer(Model& model, std::vector<std::string> trainable, TrainerConfig config);
+
+  const std::vector<std::string>& trainable() const { return names_; }
+  const TrainerConfig& config() const { return config_; }
+  AdamWState& optimizer_state() { return state_; }
+  int step() const { return state_.step; }
+
+  // Adds one micro-batch's gradients (throws E_NONFINITE, leaving everything untouched, when
+  // the loss is NaN or infinite).
+  MicroBatchResult accumulate(const LossFunction& loss);
+  // Averages the accumulated gradients, clips, and applies one AdamW update.
+  StepResult apply();
+  // Loss and gradients of one batch without touching the optimizer (tests, finite differences).
+  std::pair<MaskedLoss, std::vector<mx::array>> loss_and_grad(const LossFunction& loss) const;
+
+ private:
+  Model& model_;
+  std::vector<std::string> names_;
+  TrainerConfig config_;
+  AdamWState state_;
+  std::vector<mx::array> grad_sum_;
+  int micro_batches_ = 0;
+  double loss_sum_ = 0;
+  double token_sum_ = 0;
+};
+
+}  // namespace clara
