@@ -8,6 +8,7 @@
 
 namespace clara::binding {
 
+// Lives on the MLX thread: only jobs queued there touch it.
 struct ModelState;
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
@@ -37,6 +38,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value OptimizerState(const Napi::CallbackInfo& info);
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  // CLaRa (model_clara.cpp)
+  Napi::Value ClaraInit(const Napi::CallbackInfo& info);
+  Napi::Value ClaraCompress(const Napi::CallbackInfo& info);
+  Napi::Value ClaraTrainStep(const Napi::CallbackInfo& info);
+  Napi::Value ClaraEvalLoss(const Napi::CallbackInfo& info);
+  Napi::Value ClaraGenerate(const Napi::CallbackInfo& info);
+  Napi::Value ClaraRetrieve(const Napi::CallbackInfo& info);
 
   std::shared_ptr<ModelState> state_;
 };

@@ -34,7 +34,7 @@ mx::array sample(const mx::array& logits, const GenerateOptions& o, const mx::ar
 }  // namespace
 
 GenerateResult generate(const Model& model, const mx::array& embeddings, const std::optional<mx::array>& key_valid,
-                        const std::string& adapter, const GenerateOptions& options) {
+                        const std::string& adapter, const GenerateOptions& options, const VocabExtension* extension) {
   if (options.max_tokens < 0) invalid_argument("generate", "max_tokens must be >= 0");
   const ModelConfig& c = model.config();
   int B = embeddings.shape(0), L = embeddings.shape(1);
@@ -55,7 +55,7 @@ GenerateResult generate(const Model& model, const mx::array& embeddings, const s
   mx::array last = mx::squeeze(mx::slice(hidden, {0, L - 1, 0}, {B, L, c.hidden_size}), 1);
   auto [k0, k1] = mx::random::split(key);
   key = k0;
-  mx::array next = sample(lm_logits(p, c, last), options, k1);
+  mx::array next = sample(lm_logits(p, c, last, extension), options, k1);
   mx::eval(next);
   result.prefill_seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
@@ -78,11 +78,11 @@ GenerateResult generate(const Model& model, const mx::array& embeddings, const s
     }
     if (active_rows == 0 || step + 1 == options.max_tokens) break;
     if (valid) valid = mx::concatenate({*valid, mx::ones({B, 1}, mx::bool_)}, 1);
-    mx::array x = embed_tokens(p, mx::reshape(as_int, {B, 1}));
+    mx::array x = embed_tokens(p, mx::reshape(as_int, {B, 1}), extension);
     mx::array h = decoder_hidden(p, c, x, valid, active, &cache);
     auto [ka, kb] = mx::random::split(key);
     key = ka;
-    next = sample(lm_logits(p, c, mx::squeeze(h, 1)), options, kb);
+    next = sample(lm_logits(p, c, mx::squeeze(h, 1), extension), options, kb);
     mx::eval(next);
   }
   result.decode_seconds = std::chrono::duration<double>(Clock::now() - start).count();

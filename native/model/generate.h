@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "model/llama.h"
 #include "model/model.h"
 
 namespace clara {
@@ -26,7 +27,9 @@ struct GenerateResult {
 };
 
 // embeddings: [B, L, H], key_valid: [B, L] (1 = token, 0 = left padding) or nullopt.
+// `extension` supplies rows for tokens appended to the vocabulary (CLaRa), or nullptr.
 GenerateResult generate(const Model& model, const mx::array& embeddings, const std::optional<mx::array>& key_valid,
-                        const std::string& adapter, const GenerateOptions& options);
+                        const std::string& adapter, const GenerateOptions& options,
+                        const VocabExtension* extension = nullptr);
 
 }  // namespace clara

@@ -105,10 +105,10 @@ KVCache make_kv_cache(const ModelConfig& c, int batch, int capacity, mx::Dtype d
   return cache;
 }
 
-mx::array embed_tokens(const ParamView& p, const mx::array& ids) {
+mx::array embed_tokens(const ParamView& p, const mx::array& ids, const VocabExtension* extension) {
   const mx::array& table = p.at("model.embed_tokens.weight");
-  const mx::array* extra = p.find("model.embed_tokens.extra");
-  if (extra == nullptr) return mx::take(table, ids, 0);
+  if (extension == nullptr) return mx::take(table, ids, 0);
+  const mx::array* extra = &extension->embed_rows;
   // Gathering from each table and choosing per id avoids concatenating [V, H] every step.
   int base_vocab = table.shape(0);
   mx::array is_extra = mx::greater_equal(ids, mx::array(base_vocab));
@@ -144,11 +144,10 @@ mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::arr
   return mx::fast::rms_norm(h, p.at("model.norm.weight"), c.rms_norm_eps);
 }
 
-mx::array lm_logits(const ParamView& p, const ModelConfig& c, const mx::array& hidden) {
+mx::array lm_logits(const ParamView& p, const ModelConfig& c, const mx::array& hidden, const VocabExtension* extension) {
   const mx::array& head = c.tie_word_embeddings ? p.at("model.embed_tokens.weight") : p.at("lm_head.weight");
   mx::array logits = mx::matmul(hidden, mx::transpose(head));
-  const mx::array* extra = p.find(c.tie_word_embeddings ? "model.embed_tokens.extra" : "lm_head.extra");
-  if (extra != nullptr) logits = mx::concatenate({logits, mx::matmul(hidden, mx::transpose(*extra))}, -1);
+  if (extension) logits = mx::concatenate({logits, mx::matmul(hidden, mx::transpose(extension->head_rows))}, -1);
   return logits;
 }
 

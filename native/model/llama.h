@@ -22,9 +22,15 @@ struct KVCache {
 
 KVCache make_kv_cache(const ModelConfig& c, int batch, int capacity, mx::Dtype dtype);
 
-// [B, L] token ids -> [B, L, H] input embeddings. Ids past the base vocabulary read the
-// optional "model.embed_tokens.extra" rows (tokens added by CLaRa).
-mx::array embed_tokens(const ParamView& p, const mx::array& ids);
+// Tokens appended to the base vocabulary (CLaRa's memory and special tokens): their input
+// embedding rows and their output-head rows, each [E, H]. Ids V..V+E-1 address them.
+struct VocabExtension {
+  mx::array embed_rows;
+  mx::array head_rows;
+};
+
+// [B, L] token ids -> [B, L, H] input embeddings.
+mx::array embed_tokens(const ParamView& p, const mx::array& ids, const VocabExtension* extension = nullptr);
 
 // Runs every decoder layer on input embeddings and returns the final-norm hidden states
 // [B, L, H] (the tensor that feeds lm_head; CLaRa's compressor output, spec §1.4).
@@ -32,7 +38,8 @@ mx::array embed_tokens(const ParamView& p, const mx::array& ids);
 mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::array& embeddings,
                          const std::optional<mx::array>& key_valid, const ActiveAdapter& adapter, KVCache* cache = nullptr);
 
-// [B, L, H] -> [B, L, V] logits (tied or untied head, plus the extra rows when present).
-mx::array lm_logits(const ParamView& p, const ModelConfig& c, const mx::array& hidden);
+// [B, L, H] -> [B, L, V (+E)] logits: tied or untied head, plus the extension's columns.
+mx::array lm_logits(const ParamView& p, const ModelConfig& c, const mx::array& hidden,
+                    const VocabExtension* extension = nullptr);
 
 }  // namespace clara

@@ -4,7 +4,7 @@
 
 namespace clara {
 
-MaskedLoss lm_loss(const Model& model, const Params& overrides, const TokenBatch& batch, const std::string& adapter,
+LossTerms lm_loss(const Model& model, const Params& overrides, const TokenBatch& batch, const std::string& adapter,
                    bool train, std::optional<mx::array> dropout_key) {
   ParamView p = model.view(&overrides);
   const ModelConfig& c = model.config();
@@ -15,7 +15,8 @@ MaskedLoss lm_loss(const Model& model, const Params& overrides, const TokenBatch
   mx::array logits = lm_logits(p, c, mx::slice(hidden, {0, 0, 0}, {B, L - 1, c.hidden_size}));
   mx::array targets = mx::slice(batch.ids, {0, 1}, {B, L});
   mx::array mask = mx::slice(batch.loss_mask, {0, 1}, {B, L});
-  return masked_cross_entropy(logits, targets, mask);
+  MaskedLoss ce = masked_cross_entropy(logits, targets, mask);
+  return {ce.loss, ce.tokens, {}};
 }
 
 }  // namespace clara

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "model/model.h"
-#include "train/losses.h"
+#include "train/trainer.h"
 
 namespace clara {
 
@@ -16,7 +16,7 @@ struct TokenBatch {
   mx::array loss_mask;                  // [B, L] 1 where ids[b, t] is a supervised target
 };
 
-MaskedLoss lm_loss(const Model& model, const Params& overrides, const TokenBatch& batch, const std::string& adapter,
+LossTerms lm_loss(const Model& model, const Params& overrides, const TokenBatch& batch, const std::string& adapter,
                    bool train, std::optional<mx::array> dropout_key);
 
 }  // namespace clara

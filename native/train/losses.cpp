@@ -11,4 +11,13 @@ MaskedLoss masked_cross_entropy(const mx::array& logits, const mx::array& target
   return {loss, tokens};
 }
 
+mx::array mse_of_means(const mx::array& hidden, const mx::array& a_mask, const mx::array& b_mask) {
+  auto masked_mean = [&](const mx::array& mask) {
+    mx::array m = mx::expand_dims(mx::astype(mask, hidden.dtype()), -1);  // [B, L, 1]
+    mx::array count = mx::maximum(mx::sum(m, 1), mx::array(1.0f, hidden.dtype()));
+    return mx::divide(mx::sum(mx::multiply(hidden, m), 1), count);  // [B, H]
+  };
+  return mx::mean(mx::square(mx::subtract(masked_mean(a_mask), masked_mean(b_mask))));
+}
+
 }  // namespace clara

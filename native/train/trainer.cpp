@@ -21,12 +21,19 @@ Trainer::Trainer(Model& model, std::vector<std::string> trainable, TrainerConfig
   mx::eval(state_.v);
 }
 
-std::pair<MaskedLoss, std::vector<mx::array>> Trainer::loss_and_grad(const LossFunction& loss) const {
+std::pair<LossTerms, std::vector<mx::array>> Trainer::loss_and_grad(const LossFunction& loss) const {
+  std::vector<std::string> part_names;
   auto fn = [&](const std::vector<mx::array>& inputs) {
     Params overrides;
     for (size_t i = 0; i < names_.size(); ++i) overrides.insert_or_assign(names_[i], inputs[i]);
-    MaskedLoss l = loss(overrides);
-    return std::vector<mx::array>{l.loss, l.tokens};
+    LossTerms l = loss(overrides);
+    std::vector<mx::array> out{l.loss, l.tokens};
+    part_names.clear();
+    for (auto& [name, value] : l.parts) {
+      part_names.push_back(name);
+      out.push_back(value);
+    }
+    return out;
   };
   std::vector<mx::array> values;
   std::vector<int> argnums;
@@ -35,7 +42,25 @@ std::pair<MaskedLoss, std::vector<mx::array>> Trainer::loss_and_grad(const LossF
     argnums.push_back(static_cast<int>(i));
   }
   auto [outputs, grads] = mx::value_and_grad(fn, argnums)(values);
-  return {MaskedLoss{outputs[0], outputs[1]}, grads};
+  LossTerms terms{outputs[0], outputs[1], {}};
+  for (size_t i = 0; i < part_names.size(); ++i) terms.parts.emplace_back(part_names[i], outputs[2 + i]);
+  return {terms, grads};
+}
+
+MicroBatchResult evaluate_terms(const LossTerms& terms) {
+  std::vector<mx::array> outs{terms.loss, terms.tokens};
+  for (const auto& [_, v] : terms.parts) outs.push_back(v);
+  mx::eval(outs);
+  MicroBatchResult r{terms.loss.item<float>(), terms.tokens.item<float>(), {}};
+  for (const auto& [name, v] : terms.parts) r.parts.emplace_back(name, v.item<float>());
+  return r;
+}
+
+void Trainer::reset_accumulation() {
+  grad_sum_.clear();
+  micro_batches_ = 0;
+  loss_sum_ = token_sum_ = 0;
+  part_sums_.clear();
 }
 
 MicroBatchResult Trainer::accumulate(const LossFunction& loss) {
@@ -49,8 +74,10 @@ MicroBatchResult Trainer::accumulate(const LossFunction& loss) {
   std::vector<mx::array> to_eval = sum;
   to_eval.push_back(l.loss);
   to_eval.push_back(l.tokens);
+  for (const auto& [_, v] : l.parts) to_eval.push_back(v);
   mx::eval(to_eval);
-  float value = l.loss.item<float>();
+  MicroBatchResult result = evaluate_terms(l);
+  float value = result.loss;
   if (!std::isfinite(value)) {
     throw Error("E_NONFINITE", "[train] the loss is " + std::to_string(value) +
                                    " at this micro-batch; nothing was applied. Likely causes: a learning rate too high, "
@@ -59,9 +86,10 @@ MicroBatchResult Trainer::accumulate(const LossFunction& loss) {
   grad_sum_ = std::move(sum);
   micro_batches_ += 1;
   loss_sum_ += value;
-  float tokens = l.tokens.item<float>();
-  token_sum_ += tokens;
-  return {value, tokens};
+  token_sum_ += result.tokens;
+  if (part_sums_.empty()) part_sums_ = result.parts;
+  else for (size_t i = 0; i < part_sums_.size(); ++i) part_sums_[i].second += result.parts[i].second;
+  return result;
 }
 
 StepResult Trainer::apply() {
@@ -72,9 +100,7 @@ StepResult Trainer::apply() {
   mx::eval(norm);
   float norm_value = norm.item<float>();
   if (!std::isfinite(norm_value)) {
-    grad_sum_.clear();
-    micro_batches_ = 0;
-    loss_sum_ = token_sum_ = 0;
+    reset_accumulation();
     throw Error("E_NONFINITE", "[train] the gradient norm is not finite; the update was skipped and the weights are unchanged");
   }
   grads = clip_by_global_norm(grads, norm, config_.max_grad_norm);
@@ -93,9 +119,8 @@ StepResult Trainer::apply() {
   r.grad_norm = norm_value;
   r.lr = lr;
   r.step = state_.step;
-  grad_sum_.clear();
-  micro_batches_ = 0;
-  loss_sum_ = token_sum_ = 0;
+  for (const auto& [name, total] : part_sums_) r.parts.emplace_back(name, total / micro_batches_);
+  reset_accumulation();
   return r;
 }
 

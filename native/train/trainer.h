@@ -15,8 +15,16 @@
 
 namespace clara {
 
+// What a loss function returns: the scalar to differentiate, the supervised token count and
+// named components reported alongside (e.g. CLaRa's ce and mse).
+struct LossTerms {
+  mx::array loss;
+  mx::array tokens;
+  std::vector<std::pair<std::string, mx::array>> parts;
+};
+
 // The loss of one micro-batch, given the trainable parameters by name (overriding the model's).
-using LossFunction = std::function<MaskedLoss(const Params& trainable)>;
+using LossFunction = std::function<LossTerms(const Params& trainable)>;
 
 struct TrainerConfig {
   AdamWConfig adamw;
@@ -24,9 +32,12 @@ struct TrainerConfig {
   float max_grad_norm = 1.0f;
 };
 
+using NamedValues = std::vector<std::pair<std::string, float>>;
+
 struct MicroBatchResult {
   float loss = 0;
   float tokens = 0;
+  NamedValues parts;
 };
 
 struct StepResult {
@@ -35,6 +46,7 @@ struct StepResult {
   float grad_norm = 0;  // before clipping
   float lr = 0;
   int step = 0;         // optimizer updates done, this one included
+  NamedValues parts;    // each component's mean over the micro-batches
 };
 
 class Trainer {
@@ -54,7 +66,7 @@ class Trainer {
   // Averages the accumulated gradients, clips, and applies one AdamW update.
   StepResult apply();
   // Loss and gradients of one batch without touching the optimizer (tests, finite differences).
-  std::pair<MaskedLoss, std::vector<mx::array>> loss_and_grad(const LossFunction& loss) const;
+  std::pair<LossTerms, std::vector<mx::array>> loss_and_grad(const LossFunction& loss) const;
 
  private:
   Model& model_;
@@ -65,6 +77,12 @@ class Trainer {
   int micro_batches_ = 0;
   double loss_sum_ = 0;
   double token_sum_ = 0;
+  NamedValues part_sums_;
+
+  void reset_accumulation();
 };
+
+// Evaluates a loss function's terms without gradients (evaluation passes).
+MicroBatchResult evaluate_terms(const LossTerms& terms);
 
 }  // namespace clara

@@ -1,0 +1,54 @@
+#include "clara/memory_tokens.h"
+
+#include "common/error.h"
+
+namespace clara {
+
+namespace {
+
+// New rows ~ N(μ, 1e-9·Σ) over the rows of `table` [V, H] (transformers' mean resizing).
+mx::array mean_resized_rows(const mx::array& table, int count, uint64_t seed) {
+  mx::array e = mx::astype(table, mx::float32);
+  mx::array mu = mx::mean(e, 0);                                                        // [H]
+  mx::array centered = mx::subtract(e, mu);
+  mx::array cov = mx::divide(mx::matmul(mx::transpose(centered), centered), mx::array(float(table.shape(0))));
+  mx::array z = mx::random::normal({count, table.shape(1)}, mx::float32, 0.0f, 1.0f, mx::random::key(seed));
+  try {
+    // Cholesky runs on the CPU in every MLX backend; it throws when Σ is not positive definite.
+    mx::array l = mx::linalg::cholesky(mx::multiply(cov, mx::array(1e-9f)), false, mx::Device::cpu);
+    mx::array rows = mx::add(mu, mx::matmul(z, mx::transpose(l)));
+    mx::eval(rows);
+    bool finite = mx::all(mx::isfinite(rows)).item<bool>();
+    if (finite) return mx::astype(rows, table.dtype());
+  } catch (const std::exception&) {
+  }
+  return mx::astype(mx::broadcast_to(mu, {count, table.shape(1)}), table.dtype());
+}
+
+}  // namespace
+
+void add_memory_tokens(Model& model, int n_mem, uint64_t seed) {
+  if (n_mem < 1) invalid_argument("memory_tokens", "the number of memory tokens must be at least 1");
+  ParamView p = model.view();
+  const ModelConfig& c = model.config();
+  mx::array embed_rows = mean_resized_rows(p.at("model.embed_tokens.weight"), n_mem + 3, seed);
+  model.extra().insert_or_assign(kMemRows, mx::slice(embed_rows, {0, 0}, {n_mem, c.hidden_size}));
+  model.extra().insert_or_assign(kSpecialRows, mx::slice(embed_rows, {n_mem, 0}, {n_mem + 3, c.hidden_size}));
+  if (!c.tie_word_embeddings) {
+    model.extra().insert_or_assign(kHeadRows, mean_resized_rows(p.at("lm_head.weight"), n_mem + 3, seed + 1));
+  }
+  std::vector<mx::array> made;
+  for (const char* n : {kMemRows, kSpecialRows, kHeadRows}) {
+    auto it = model.extra().find(n);
+    if (it != model.extra().end()) made.push_back(it->second);
+  }
+  mx::eval(made);
+}
+
+VocabExtension memory_vocab(const ParamView& p, const ModelConfig& c) {
+  mx::array embed_rows = mx::concatenate({p.at(kMemRows), p.at(kSpecialRows)}, 0);
+  if (c.tie_word_embeddings) return {embed_rows, embed_rows};
+  return {embed_rows, p.at(kHeadRows)};
+}
+
+}  // namespace clara
