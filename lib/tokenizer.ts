@@ -8,7 +8,8 @@ import { ClaraError, invalidArgument } from "./errors";
 import { writeFileAtomic } from "./io/atomic";
 import { GgufValue, readGgufHeader } from "./io/gguf";
 import { tokenizerFilesFromGguf } from "./tokenizer/gguf-vocab";
-import type { AddedTokenJson, ConfigToken, TokenizerConfig, TokenizerJson } from "./tokenizer/types";
+import { bosEosPostProcessor, readHfTokenizerFiles, tokenText } from "./tokenizer/hf-files";
+import { addedToken, type TokenizerConfig, type TokenizerJson } from "./tokenizer/types";
 
 // Both packages are ESM-typed but ship a CommonJS build under their "require" export; under
 // node16 resolution TypeScript refuses a static import of them from a CommonJS file.
@@ -51,48 +52,13 @@ export class Tokenizer {
     this.config = { ...tokenizerConfig };
     // Copies, because addSpecialTokens grows added_tokens and the caller's objects are theirs.
     this.json = { ...tokenizerJson, added_tokens: [...(tokenizerJson.added_tokens ?? [])] };
-    // transformers rebuilds the post-processor from these flags when the config sets them.
-    if ("add_bos_token" in this.config || "add_eos_token" in this.config || this.json.post_processor == null)
-      this.json.post_processor = this.bosEosTemplate();
+    this.json.post_processor = bosEosPostProcessor(this.json, this.config) ?? this.json.post_processor;
     this.rebuild();
   }
 
   static fromHfDir(dir: string): Tokenizer {
-    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
-      throw new ClaraError("E_MODEL_FILES", `Model folder ${dir} does not exist`, { file: dir });
-    const read = (name: string, required: boolean): unknown => {
-      const file = path.join(dir, name);
-      if (!fs.existsSync(file)) {
-        if (!required) return undefined;
-        throw new ClaraError(
-          "E_MODEL_FILES",
-          `${dir} has no ${name}. Tokenizer.fromHfDir needs tokenizer.json and tokenizer_config.json: download ` +
-            `them with the model (hf download <repo> tokenizer.json tokenizer_config.json --local-dir ${dir}) or ` +
-            `write them from Python with AutoTokenizer.from_pretrained(<repo>).save_pretrained(dir). ` +
-            `A .gguf model carries its own tokenizer: use Tokenizer.fromGguf.`,
-          { file },
-        );
-      }
-      const text = fs.readFileSync(file, "utf8");
-      if (name.endsWith(".jinja")) return text;
-      try {
-        return JSON.parse(text);
-      } catch (e) {
-        throw new ClaraError("E_MODEL_FILES", `${file} is not valid JSON (${(e as Error).message}); download it again`, {
-          file,
-          cause: e,
-        });
-      }
-    };
-    const json = read("tokenizer.json", true) as TokenizerJson;
-    const config = read("tokenizer_config.json", true) as TokenizerConfig;
-    // Older saves keep the special tokens apart; newer ones keep the chat template apart.
-    const map = (read("special_tokens_map.json", false) ?? {}) as TokenizerConfig;
-    for (const key of ["bos_token", "eos_token", "unk_token", "pad_token"] as const) config[key] ??= map[key];
-    config.chat_template ??=
-      (read("chat_template.jinja", false) as string | undefined) ??
-      ((read("chat_template.json", false) as TokenizerConfig | undefined)?.chat_template);
-    return new Tokenizer(json, config, dir);
+    const { tokenizerJson, tokenizerConfig } = readHfTokenizerFiles(dir);
+    return new Tokenizer(tokenizerJson, tokenizerConfig, dir);
   }
 
   static fromGguf(file: string): Tokenizer {
@@ -201,7 +167,7 @@ export class Tokenizer {
           // fall through: the first failure is the one that explains the problem
         }
       }
-      throw new ClaraError("E_TOKENIZER", `${this.source}: the chat template failed: ${(e as Error).message}`, { cause: e });
+      throw this.error("the chat template failed", e);
     }
   }
 
@@ -220,7 +186,7 @@ export class Tokenizer {
       const known = added.get(content);
       if (known?.special) return known.id;
       const id = known?.id ?? this.tokenToId(content) ?? next++;
-      const token: AddedTokenJson = { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+      const token = addedToken(id, content, true);
       if (known) this.json.added_tokens[this.json.added_tokens.indexOf(known)] = token;
       else this.json.added_tokens.push(token);
       added.set(content, token);
@@ -247,7 +213,7 @@ export class Tokenizer {
     try {
       this.inner = new HfTokenizer(this.json, this.config);
     } catch (e) {
-      throw new ClaraError("E_TOKENIZER", `${this.source}: cannot build the tokenizer: ${(e as Error).message}`, { cause: e });
+      throw this.error("cannot build the tokenizer", e);
     }
     let max = -1;
     for (const id of this.inner.get_vocab(true).values()) if (id > max) max = id;
@@ -259,15 +225,20 @@ export class Tokenizer {
     if (typeof source !== "string")
       throw new ClaraError(
         "E_TOKENIZER",
-        `${this.source} has no chat template (tokenizer_config.json chat_template, or tokenizer.chat_template in a GGUF); ` +
+        `${this.source} has no chat template (chat_template in tokenizer_config.json, ` +
+          `tokenizer.chat_template in a GGUF); ` +
           `format the prompt yourself or use the model's instruct variant`,
       );
     try {
       this.template ??= new Template(source);
     } catch (e) {
-      throw new ClaraError("E_TOKENIZER", `${this.source}: the chat template does not parse: ${(e as Error).message}`, { cause: e });
+      throw this.error("the chat template does not parse", e);
     }
     return this.template;
+  }
+
+  private error(what: string, cause: unknown): ClaraError {
+    return new ClaraError("E_TOKENIZER", `${this.source}: ${what}: ${(cause as Error).message}`, { cause });
   }
 
   private specialTokenStrings(): Record<string, string> {
@@ -283,42 +254,6 @@ export class Tokenizer {
     const text = tokenText(this.config[key]);
     return text === undefined ? undefined : this.tokenToId(text);
   }
-
-  /** TemplateProcessing as transformers' update_post_processor builds it from add_bos/eos_token. */
-  private bosEosTemplate(): object {
-    const seq = (id: "A" | "B", typeId: number) => ({ Sequence: { id, type_id: typeId } });
-    const specials: Record<string, { id: string; ids: number[]; tokens: string[] }> = {};
-    const use = (flag: unknown, key: "bos_token" | "eos_token") => {
-      const text = tokenText(this.config[key]);
-      const id = text === undefined ? undefined : idInJson(this.json, text);
-      if (flag !== true || text === undefined || id === undefined) return undefined;
-      specials[text] = { id: text, ids: [id], tokens: [text] };
-      return (typeId: number) => ({ SpecialToken: { id: text, type_id: typeId } });
-    };
-    const bos = use(this.config.add_bos_token, "bos_token");
-    const eos = use(this.config.add_eos_token, "eos_token");
-    const part = (id: "A" | "B", typeId: number) =>
-      [bos?.(typeId), seq(id, typeId), eos?.(typeId)].filter((x) => x !== undefined);
-    return { type: "TemplateProcessing", single: part("A", 0), pair: [...part("A", 0), ...part("B", 1)], special_tokens: specials };
-  }
-}
-
-function tokenText(t: ConfigToken): string | undefined {
-  if (typeof t === "string") return t;
-  if (t && typeof t === "object" && typeof t.content === "string") return t.content;
-  return undefined;
-}
-
-function idInJson(json: TokenizerJson, text: string): number | undefined {
-  const added = json.added_tokens.find((t) => t.content === text);
-  if (added) return added.id;
-  const vocab = json.model.vocab;
-  if (Array.isArray(vocab)) {
-    const i = vocab.findIndex((entry) => (Array.isArray(entry) ? entry[0] : entry) === text);
-    return i < 0 ? undefined : i;
-  }
-  const id = vocab && typeof vocab === "object" ? (vocab as Record<string, unknown>)[text] : undefined;
-  return typeof id === "number" && Object.prototype.hasOwnProperty.call(vocab, text) ? id : undefined;
 }
 
 /** The CLaRa reference's fallback: the system text joins the first user turn. */

@@ -62,7 +62,7 @@ function parse(r: ChunkReader): GgufHeader {
   r.where = "the GGUF version";
   const version = r.u32();
   if (version !== 2 && version !== 3) {
-    const swapped = ((version & 0xff) << 24) | ((version & 0xff00) << 8) | ((version >>> 8) & 0xff00);
+    const swapped = Buffer.from(Uint32Array.of(version).buffer).readUInt32BE(0);
     const hint =
       version === 1
         ? "version 1 predates 64-bit counts; convert the model again with a current llama.cpp"
@@ -233,7 +233,8 @@ export function metaString(meta: Map<string, GgufValue>, key: string, file?: str
 export function metaInt(meta: Map<string, GgufValue>, key: string, file?: string): number | undefined {
   const v = meta.get(key);
   if (v === undefined) return undefined;
-  if (typeof v === "bigint" && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
+  if (typeof v === "bigint" && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER))
+    return Number(v);
   if (typeof v === "number" && Number.isInteger(v)) return v;
   throw metaError(file, key, `'${key}' is not an integer`);
 }
@@ -252,6 +253,7 @@ export function metaArray<T extends "string" | "number">(
 ): (T extends "string" ? string : number)[] | undefined {
   const v = meta.get(key);
   if (v === undefined) return undefined;
-  if (!Array.isArray(v) || !v.every((x) => typeof x === item)) throw metaError(file, key, `'${key}' is not an array of ${item}s`);
+  if (!Array.isArray(v) || !v.every((x) => typeof x === item))
+    throw metaError(file, key, `'${key}' is not an array of ${item}s`);
   return v as (T extends "string" ? string : number)[];
 }

@@ -7,7 +7,7 @@
 
 import { ClaraError } from "../errors";
 import { GgufValue, metaArray, metaBool, metaInt, metaString } from "../io/gguf";
-import type { AddedTokenJson, TokenizerConfig, TokenizerJson } from "./types";
+import { addedToken, type AddedTokenJson, type TokenizerConfig, type TokenizerFiles, type TokenizerJson } from "./types";
 
 const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -57,11 +57,6 @@ const PRE_TOKENIZERS: Record<string, PreTokenizerSpec> = {
 
 export const SUPPORTED_GGUF_PRE_TOKENIZERS: readonly string[] = Object.keys(PRE_TOKENIZERS);
 
-export interface TokenizerFiles {
-  tokenizerJson: TokenizerJson;
-  tokenizerConfig: TokenizerConfig;
-}
-
 export function tokenizerFilesFromGguf(meta: Map<string, GgufValue>, file?: string): TokenizerFiles {
   const label = file ?? "the GGUF metadata";
   const fail = (message: string) => new ClaraError("E_TOKENIZER", `${label}: ${message}`, { file });
@@ -70,7 +65,8 @@ export function tokenizerFilesFromGguf(meta: Map<string, GgufValue>, file?: stri
     throw fail(
       model === undefined
         ? "no tokenizer.ggml.model key, so the file carries no tokenizer; load one with Tokenizer.fromHfDir"
-        : `tokenizer.ggml.model '${model}' is not supported yet (supported: 'gpt2' byte-level BPE, 'llama' SentencePiece BPE)`,
+        : `tokenizer.ggml.model '${model}' is not supported yet ` +
+          `(supported: 'gpt2' byte-level BPE, 'llama' SentencePiece BPE)`,
     );
   }
   const tokens = metaArray(meta, "tokenizer.ggml.tokens", "string", file);
@@ -148,10 +144,6 @@ export function tokenizerFilesFromGguf(meta: Map<string, GgufValue>, file?: stri
   return { tokenizerJson, tokenizerConfig };
 }
 
-function addedToken(id: number, content: string, special: boolean): AddedTokenJson {
-  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special };
-}
-
 function bpeModel(vocab: Record<string, number>, merges: [string, string][], extra: object) {
   return {
     type: "BPE",
@@ -175,8 +167,8 @@ function byteLevelJson(
   pre: PreTokenizerSpec,
   added: AddedTokenJson[],
 ): TokenizerJson {
-  // llama.cpp cuts a merge at the first space after its first character. HF rejects merges whose
-  // parts or result are not tokens, and llama.cpp could never emit such a result as one token anyway.
+  // llama.cpp cuts a merge at the first space after its first character. HF refuses merges whose
+  // parts or result are not in the vocabulary; converted files have none, hand-made ones may.
   const merges: [string, string][] = [];
   for (const m of stored) {
     const cut = m.indexOf(" ", 1);
@@ -185,7 +177,12 @@ function byteLevelJson(
     const b = m.slice(cut + 1);
     if (vocab.has(a) && vocab.has(b) && vocab.has(a + b)) merges.push([a, b]);
   }
-  const byteLevel = (useRegex: boolean) => ({ type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: useRegex });
+  const byteLevel = (useRegex: boolean) => ({
+    type: "ByteLevel",
+    add_prefix_space: false,
+    trim_offsets: true,
+    use_regex: useRegex,
+  });
   const endsWithGpt2 = pre.regexes[pre.regexes.length - 1] === GPT2;
   const splits = (endsWithGpt2 ? pre.regexes.slice(0, -1) : pre.regexes).map((regex) => ({
     type: "Split",

@@ -11,6 +11,11 @@ export interface AddedTokenJson {
   special: boolean;
 }
 
+/** An added token that matches whole in raw text (not after normalization), like llama.cpp's. */
+export function addedToken(id: number, content: string, special: boolean): AddedTokenJson {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special };
+}
+
 export interface TokenizerJson {
   added_tokens: AddedTokenJson[];
   normalizer: unknown;
@@ -34,4 +39,9 @@ export interface TokenizerConfig {
   chat_template?: string | { name: string; template: string }[];
   clean_up_tokenization_spaces?: boolean;
   [key: string]: unknown;
+}
+
+export interface TokenizerFiles {
+  tokenizerJson: TokenizerJson;
+  tokenizerConfig: TokenizerConfig;
 }
