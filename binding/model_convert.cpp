@@ -21,7 +21,9 @@ ModelConfig to_model_config(Napi::Object o) {
   c.rms_norm_eps = static_cast<float>(number_option(o, "rms_norm_eps", 1e-5, 0, 1));
   c.rope_theta = static_cast<float>(number_option(o, "rope_theta", 10000, 0, 1e12));
   c.tie_word_embeddings = bool_option(o, "tie_word_embeddings", false);
-  c.attention_bias = bool_option(o, "attention_bias", false);
+  c.qkv_bias = bool_option(o, "qkv_bias", false);
+  c.o_bias = bool_option(o, "o_bias", false);
+  c.mlp_bias = bool_option(o, "mlp_bias", false);
   c.qk_norm = bool_option(o, "qk_norm", false);
   Napi::Value scaling = o.Get("rope_scaling");
   if (scaling.IsObject()) {

@@ -9,6 +9,7 @@ export type ClaraErrorCode =
   | "E_NPZ" // a malformed, truncated or unsupported .npz / .npy file
   | "E_IO" // a file could not be read or written
   | "E_DATA_FIELD" // a data record with a missing or malformed field
+  | "E_DATA_FORMAT" // a data file that is not valid JSON Lines, or holds no records
   | "E_GGUF" // a malformed, truncated or unsupported .gguf file
   | "E_TOKENIZER" // a tokenizer that cannot be built or used (unsupported type, no chat template)
   | "E_MODEL_FILES" // a model folder missing a file it needs (tokenizer.json, ...)

@@ -48,6 +48,8 @@ export interface NativeStepResult {
   gradNorm: number;
   lr: number;
   step: number;
+  /** Loss components, e.g. {ce, mse}, averaged over the micro-batches. */
+  parts: Record<string, number>;
 }
 
 export interface NativeAdapterInfo {
@@ -102,6 +104,44 @@ export interface NativeModel {
   optimizerState(): Promise<NativeOptimizerState>;
   setOptimizerState(state: NativeOptimizerState): Promise<void>;
   dispose(): Promise<void>;
+
+  // CLaRa (binding/model_clara.cpp)
+  claraInit(options: { nMem: number; seed?: number }): Promise<void>;
+  claraCompress(options: { docs: NativeBatch; spec: NativeClaraSpec; adapter?: string }): Promise<{ vectors: Tensor; mse: number }>;
+  claraTrainStep(options: { stage: "stage12" | "stage3"; microBatches: NativeStageBatch[]; spec: NativeClaraSpec; seed?: number }): Promise<NativeStepResult>;
+  claraEvalLoss(options: { stage: "stage12" | "stage3"; batch: NativeStageBatch; spec: NativeClaraSpec }): Promise<{
+    loss: number;
+    tokens: number;
+    parts: Record<string, number>;
+  }>;
+  claraGenerate(options: {
+    prompt: NativeBatch;
+    compressed?: Tensor;
+    docs?: NativeBatch;
+    spec: NativeClaraSpec;
+    generation?: { maxTokens?: number; temperature?: number; topP?: number; stopTokens?: number[]; seed?: number };
+  }): Promise<NativeGenerateResult>;
+  claraRetrieve(options: { query: NativeBatch; candidates: Tensor; spec: NativeClaraSpec }): Promise<{ scores: Tensor; indices: Tensor; selected: Tensor }>;
+}
+
+export interface NativeClaraSpec {
+  nMem: number;
+  k: number;
+  mem0Id: number;
+  mseWeight?: number;
+  tau?: number;
+  compressor?: string;
+  generator?: string;
+  queryReasoner?: string;
+}
+
+/** One micro-batch of a CLaRa stage: documents (stages 1–2) or query + candidates (stage 3), and the prompt. */
+export interface NativeStageBatch {
+  prompt: NativeBatch;
+  docs?: NativeBatch;
+  query?: NativeBatch;
+  candidates?: NativeBatch;
+  numCandidates?: number;
 }
 
 export interface NativeModelSpec {

@@ -39,7 +39,7 @@ export function missingReason(modules: string[]): string {
 
 export const requireOracle = (): boolean => process.env.CLARA_REQUIRE_ORACLE === "1";
 
-type TestFn = (name: string, fn: () => unknown, timeout?: number) => void;
+export type TestFn = (name: string, fn?: jest.ProvidesCallback, timeout?: number) => void;
 
 /**
  * `test` when PYTHON has `modules`; otherwise `test.skip`, or, under CLARA_REQUIRE_ORACLE=1, a

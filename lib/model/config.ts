@@ -27,7 +27,10 @@ export interface ModelConfig {
   rope_theta: number;
   rope_scaling?: RopeScaling;
   tie_word_embeddings: boolean;
-  attention_bias: boolean;
+  /** Biases on q/k/v, on o, and on the MLP projections (resolved per architecture). */
+  qkv_bias: boolean;
+  o_bias: boolean;
+  mlp_bias: boolean;
   qk_norm: boolean;
   max_position_embeddings?: number;
 }
@@ -93,8 +96,11 @@ export function configFromHf(json: unknown, file: string): ModelConfig {
     rope_theta: positiveNumber(c, "rope_theta", file, 10000),
     rope_scaling: ropeScalingFrom(c.rope_scaling, file),
     tie_word_embeddings: Boolean(c.tie_word_embeddings ?? false),
-    // Qwen2 always has q/k/v biases; Llama/Qwen3 say so with attention_bias.
-    attention_bias: type === "qwen2" ? true : Boolean(c.attention_bias ?? false),
+    // Qwen2 always has q/k/v biases and none on o; Llama/Mistral/Qwen3's attention_bias covers
+    // q/k/v/o (transformers' modeling code); Llama's mlp_bias covers the MLP.
+    qkv_bias: type === "qwen2" ? true : Boolean(c.attention_bias ?? false),
+    o_bias: type === "qwen2" ? false : Boolean(c.attention_bias ?? false),
+    mlp_bias: Boolean(c.mlp_bias ?? false),
     qk_norm: type === "qwen3",
     max_position_embeddings: c.max_position_embeddings as number | undefined,
   };
@@ -140,7 +146,9 @@ export function configFromGguf(meta: GgufMetadata, tensorNames: readonly string[
         ? { type: "linear", factor: ggufNumber(meta, k("rope.scaling.factor"), file) }
         : undefined,
     tie_word_embeddings: !tensorNames.includes("output.weight"),
-    attention_bias: tensorNames.includes("blk.0.attn_q.bias"),
+    qkv_bias: tensorNames.includes("blk.0.attn_q.bias"),
+    o_bias: tensorNames.includes("blk.0.attn_output.bias"),
+    mlp_bias: tensorNames.includes("blk.0.ffn_up.bias"),
     qk_norm: tensorNames.includes("blk.0.attn_q_norm.weight"),
     max_position_embeddings: meta.has(k("context_length")) ? ggufNumber(meta, k("context_length"), file) : undefined,
   };

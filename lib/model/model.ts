@@ -5,9 +5,10 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import { ClaraError, invalidArgument } from "../errors";
 import { leftPad, type TokenBatch } from "../data/batches";
+import { jsonTensor, METADATA_KEY, readJsonTensor } from "../io/checkpoint";
 import { readNpz, writeNpz } from "../io/npz";
 import { native, type NamedTensor, type NativeAdapterInfo, type NativeModel, type NativeStepResult } from "../native";
-import { tensor, type Tensor } from "../tensor";
+import type { Tensor } from "../tensor";
 import { Tokenizer } from "../tokenizer";
 import type { ModelConfig } from "./config";
 import { locateModel, type ModelFiles } from "./files";
@@ -69,7 +70,6 @@ export interface LmExample {
 }
 
 const ADAPTER_FILE_FORMAT = "clara-mlx-adapters";
-export const METADATA_KEY = "__metadata__";
 
 export class Model {
   readonly config: ModelConfig;
@@ -284,21 +284,4 @@ export class Model {
 
 export function loadModel(modelPath: string, options: LoadModelOptions = {}): Promise<Model> {
   return Model.load(modelPath, options);
-}
-
-/** JSON stored as a uint8 array: an .npz entry that numpy and mlx.core.load both read. */
-export function jsonTensor(value: unknown): Tensor {
-  const bytes = new TextEncoder().encode(JSON.stringify(value));
-  return tensor("uint8", [bytes.length], bytes);
-}
-
-export function readJsonTensor(t: Tensor | undefined, file: string): unknown {
-  if (!t || t.dtype !== "uint8") {
-    throw new ClaraError("E_CHECKPOINT", `${file} has no ${METADATA_KEY} entry`, { file, field: METADATA_KEY });
-  }
-  try {
-    return JSON.parse(new TextDecoder().decode(t.data as Uint8Array));
-  } catch (err) {
-    throw new ClaraError("E_CHECKPOINT", `${file}: ${METADATA_KEY} is not valid JSON`, { file, field: METADATA_KEY, cause: err });
-  }
 }

@@ -27,8 +27,12 @@ struct ModelConfig {
   float rope_theta = 10000.0f;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // q/k/v biases (Qwen2, or Llama with attention_bias)
-  bool qk_norm = false;         // per-head RMSNorm on q and k (Qwen3)
+  // Which linears carry biases. HF spells these per architecture (Qwen2: q/k/v; Llama and Qwen3
+  // attention_bias: q/k/v/o; Llama mlp_bias); lib/model/config.ts resolves them.
+  bool qkv_bias = false;
+  bool o_bias = false;
+  bool mlp_bias = false;
+  bool qk_norm = false;  // per-head RMSNorm on q and k (Qwen3)
 
   int resolved_head_dim() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
 };

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/weights.h"
 
 namespace clara {
 
@@ -27,11 +28,21 @@ mx::array llama3_periods(const ModelConfig& c, int dims) {
   return mx::where(medium, smooth_periods, periods);
 }
 
-mx::array rope(const ModelConfig& c, const mx::array& x, int offset) {
+// Explicit RoPE periods when the plain base-θ ones do not apply: Llama-3 scaling, or the
+// per-frequency factors a GGUF file carries (llama.cpp divides each frequency by its factor).
+std::optional<mx::array> rope_periods(const ParamView& p, const ModelConfig& c) {
   int dims = c.resolved_head_dim();
-  if (c.rope_scaling.type == "llama3") {
-    return mx::fast::rope(x, dims, false, std::nullopt, 1.0f, offset, llama3_periods(c, dims));
+  if (const mx::array* factors = p.find(kRopeFreqFactors)) {
+    mx::array base = mx::power(mx::array(c.rope_theta), mx::divide(mx::arange(0, dims, 2, mx::float32), mx::array(float(dims))));
+    return mx::multiply(base, *factors);
   }
+  if (c.rope_scaling.type == "llama3") return llama3_periods(c, dims);
+  return std::nullopt;
+}
+
+mx::array rope(const ModelConfig& c, const mx::array& x, int offset, const std::optional<mx::array>& periods) {
+  int dims = c.resolved_head_dim();
+  if (periods) return mx::fast::rope(x, dims, false, std::nullopt, 1.0f, offset, *periods);
   float scale = c.rope_scaling.type == "linear" ? 1.0f / c.rope_scaling.factor : 1.0f;
   return mx::fast::rope(x, dims, false, c.rope_theta, scale, offset);
 }
@@ -50,7 +61,7 @@ std::optional<mx::array> attention_mask(const std::optional<mx::array>& key_vali
 }
 
 mx::array attention(const ParamView& p, const ModelConfig& c, int layer, const mx::array& x, const std::optional<mx::array>& mask,
-                    bool causal_only, const ActiveAdapter& adapter, KVCache* cache) {
+                    bool causal_only, const std::optional<mx::array>& periods, const ActiveAdapter& adapter, KVCache* cache) {
   const std::string pre = "model.layers." + std::to_string(layer) + ".self_attn.";
   int B = x.shape(0), L = x.shape(1), nh = c.num_attention_heads, kvh = c.num_key_value_heads, D = c.resolved_head_dim();
   int base = layer * kLinearsPerLayer;
@@ -65,8 +76,8 @@ mx::array attention(const ParamView& p, const ModelConfig& c, int layer, const m
   k = mx::transpose(k, {0, 2, 1, 3});  // [B, kvh, L, D]
   v = mx::transpose(v, {0, 2, 1, 3});
   int offset = cache ? cache->offset : 0;
-  q = rope(c, q, offset);
-  k = rope(c, k, offset);
+  q = rope(c, q, offset, periods);
+  k = rope(c, k, offset, periods);
   if (cache) {
     int T = offset + L;
     mx::array& kc = cache->keys[layer];
@@ -133,11 +144,12 @@ mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::arr
   std::optional<mx::array> mask;
   if (!causal_only && (key_valid || L > 1)) mask = attention_mask(key_valid, L, offset, B);
   ActiveAdapter keyed = with_dropout_keys(adapter, c.num_hidden_layers * kLinearsPerLayer);
+  std::optional<mx::array> periods = rope_periods(p, c);
   mx::array h = embeddings;
   for (int i = 0; i < c.num_hidden_layers; ++i) {
     const std::string pre = "model.layers." + std::to_string(i) + ".";
     h = mx::add(h, attention(p, c, i, mx::fast::rms_norm(h, p.at(pre + "input_layernorm.weight"), c.rms_norm_eps), mask,
-                             causal_only, keyed, cache));
+                             causal_only, periods, keyed, cache));
     h = mx::add(h, mlp(p, i, mx::fast::rms_norm(h, p.at(pre + "post_attention_layernorm.weight"), c.rms_norm_eps), keyed));
   }
   if (cache) cache->offset += L;

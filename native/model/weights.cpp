@@ -13,6 +13,15 @@ namespace {
 const char* const kProjections[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                     "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Tensors some checkpoints carry that the forward pass derives itself.
+bool ignorable(const std::string& name) {
+  return ends_with(name, "rotary_emb.inv_freq");
+}
+
 std::string layer(int i) {
   return "model.layers." + std::to_string(i) + ".";
 }
@@ -28,6 +37,7 @@ std::string from_gguf_name(const std::string& name) {
   if (name == "token_embd.weight") return "model.embed_tokens.weight";
   if (name == "output_norm.weight") return "model.norm.weight";
   if (name == "output.weight") return "lm_head.weight";
+  if (name == "rope_freqs.weight") return kRopeFreqFactors;
   std::smatch m;
   if (std::regex_match(name, m, block)) {
     auto it = per_layer.find(m[2]);
@@ -57,7 +67,10 @@ Params load_gguf_weights(const WeightSource& source, const ModelConfig& c) {
       continue;
     }
     std::string ours = from_gguf_name(name);
-    if (ours.empty()) continue;
+    if (ours.empty()) {
+      throw Error("E_MODEL_TENSOR", "[load] " + file + " holds tensor '" + name + "' that this loader does not know",
+                  {file, name, 0});
+    }
     mx::array w = value;
     std::string base = name.substr(0, name.size() - std::string(".weight").size());
     auto scales = raw.find(base + ".scales");
@@ -104,8 +117,12 @@ std::vector<std::string> expected_tensor_names(const ModelConfig& c) {
     for (const char* p : kProjections) names.push_back(layer(i) + p + ".weight");
     names.push_back(layer(i) + "input_layernorm.weight");
     names.push_back(layer(i) + "post_attention_layernorm.weight");
-    if (c.attention_bias) {
+    if (c.qkv_bias) {
       for (const char* p : {"q_proj", "k_proj", "v_proj"}) names.push_back(layer(i) + "self_attn." + p + ".bias");
+    }
+    if (c.o_bias) names.push_back(layer(i) + "self_attn.o_proj.bias");
+    if (c.mlp_bias) {
+      for (const char* p : {"gate_proj", "up_proj", "down_proj"}) names.push_back(layer(i) + "mlp." + p + ".bias");
     }
     if (c.qk_norm) {
       names.push_back(layer(i) + "self_attn.q_norm.weight");
@@ -140,6 +157,8 @@ Params load_weights(const WeightSource& source, const ModelConfig& config, mx::D
     if (ends("gate_proj.weight") || ends("up_proj.weight")) return {config.intermediate_size, H};
     if (ends("down_proj.weight")) return {H, config.intermediate_size};
     if (ends("q_proj.bias")) return {config.num_attention_heads * hd};
+    if (ends("o_proj.bias") || ends("down_proj.bias")) return {H};
+    if (ends("gate_proj.bias") || ends("up_proj.bias")) return {config.intermediate_size};
     if (ends("k_proj.bias") || ends("v_proj.bias")) return {config.num_key_value_heads * hd};
     if (ends("q_norm.weight") || ends("k_norm.weight")) return {hd};
     return {H};
@@ -160,6 +179,15 @@ Params load_weights(const WeightSource& source, const ModelConfig& config, mx::D
     }
     out.insert_or_assign(name, mx::astype(it->second, dtype));
   }
+  for (const auto& [name, _] : raw) {
+    if (out.count(name) || ignorable(name) || name == kRopeFreqFactors) continue;
+    auto o = origin.find(name);
+    throw Error("E_MODEL_TENSOR",
+                "[load] unexpected tensor '" + name + "': the config (model_type " + config.model_type +
+                    ") does not describe it, e.g. a bias or norm the config does not declare",
+                {o == origin.end() ? where : o->second, name, 0});
+  }
+  if (auto f = raw.find(kRopeFreqFactors); f != raw.end()) out.insert_or_assign(kRopeFreqFactors, mx::astype(f->second, mx::float32));
   std::vector<mx::array> all;
   for (auto& [_, a] : out) all.push_back(a);
   mx::eval(all);  // materialise now: the files' buffers can go

@@ -10,6 +10,9 @@
 
 namespace clara {
 
+// llama.cpp's per-frequency RoPE factors (Llama 3.1+ GGUF files), kept when present.
+inline constexpr const char* kRopeFreqFactors = "model.rope_freq_factors";
+
 struct WeightSource {
   std::string format;              // "safetensors" | "gguf"
   std::vector<std::string> files;  // every shard, or the one .gguf

@@ -1,0 +1,58 @@
+// CLaRa's hyperparameters and their defaults (spec §2.5): the one table. Native code takes
+// every value explicitly; nothing else in the package holds a default.
+
+import { ClaraError, invalidArgument } from "../errors";
+
+/** Bumped whenever a template string or token layout changes; stored in every checkpoint. */
+export const TEMPLATE_VERSION = 1;
+
+export interface ClaraShape {
+  /** ρ: the document length divided by the number of memory tokens. */
+  compressionRate: number;
+  /** Document length in tokens the compressor reads (the rate is nominal against it). */
+  docMaxLength: number;
+}
+
+export interface LoraOptions {
+  rank: number;
+  alpha: number;
+  dropout: number;
+}
+
+export const DEFAULTS = {
+  compressionRate: 32,
+  docMaxLength: 256,
+  lora: { rank: 16, alpha: 32, dropout: 0.1 } as LoraOptions,
+  mseWeight: 0.1,
+  tau: 0.02,
+  /** Maximum generator sequence length: stages 1–2 and stage 3 (the reference's max_len). */
+  maxLength: { stage1: 2048, stage2: 2048, stage3: 1024 },
+  /** Documents per prompt: stage 1 reads one; stages 2–3 fill five slots (generation_top_k). */
+  k: { stage1: 1, stage2: 5, stage3: 5 },
+  lr: { stage1: 1e-4, stage2: 1e-4, stage3: 5e-6 },
+  schedule: { stage1: "cosine", stage2: "cosine", stage3: "constant" } as const,
+  batchSize: { stage1: 128, stage2: 128, stage3: 32 },
+  minLrRatio: 0.1,
+  warmupRatio: 0.03,
+  maxGradNorm: 1.0,
+  adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 },
+  seed: 42,
+  epochs: 1,
+  /** Greedy answer lengths of the reference's evaluation: stages 1–2 and stage 3. */
+  maxNewTokens: { stage12: 128, stage3: 64 },
+};
+
+/** n = docMaxLength / ρ memory tokens per document (spec §1.4). */
+export function memoryTokenCount(shape: ClaraShape): number {
+  const { compressionRate: rho, docMaxLength } = shape;
+  if (!Number.isInteger(docMaxLength) || docMaxLength < 1) throw invalidArgument("docMaxLength", "a positive integer", docMaxLength);
+  if (!Number.isInteger(rho) || rho < 1) throw invalidArgument("compressionRate", "a positive integer", rho);
+  if (docMaxLength % rho !== 0) {
+    throw new ClaraError(
+      "E_INVALID_ARGUMENT",
+      `compressionRate ${rho} must divide docMaxLength ${docMaxLength} (n = docMaxLength / compressionRate memory tokens)`,
+      { field: "compressionRate" },
+    );
+  }
+  return docMaxLength / rho;
+}
