@@ -1,0 +1,277 @@
+// The training loop every CLaRa stage shares: seeded order, gradient accumulation, the lr
+// schedule, periodic evaluation and checkpoints, resume with identical results, Ctrl-C /
+// AbortSignal handling and non-finite-loss stops. Stages supply their examples and batches.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ClaraError } from "../errors";
+import { Random, subSeed } from "../data/random";
+import { readCheckpoint, readOptimizerState, writeOptimizerState, type Stage } from "../io/checkpoint";
+import type { NativeOptimizerState, NativeStageBatch, NativeStepResult } from "../native";
+import { memoryInfo } from "../runtime";
+import type { ClaraModel } from "../clara/clara-model";
+import { DEFAULTS } from "../clara/config";
+
+export interface TrainOptions {
+  /** Checkpoint file to write (its optimizer state goes beside it as <name>.optim.npz). */
+  out: string;
+  /** Examples per optimizer update. */
+  batchSize?: number;
+  /** Examples per forward/backward pass; batchSize / microBatchSize passes are accumulated. */
+  microBatchSize?: number;
+  epochs?: number;
+  /** Caps the number of optimizer updates. */
+  maxSteps?: number;
+  lr?: number;
+  schedule?: "cosine" | "constant";
+  warmupRatio?: number;
+  minLrRatio?: number;
+  maxGradNorm?: number;
+  weightDecay?: number;
+  seed?: number;
+  /** Fraction of the records held out for evaluation (when no evalRecords are given). */
+  evalSplit?: number;
+  /** Evaluate every N updates (0: only at the end). */
+  evalEvery?: number;
+  /** Write a (resumable) checkpoint every N updates (0: only at the end). */
+  checkpointEvery?: number;
+  /** Continue from `out`'s unfinished checkpoint and optimizer state. */
+  resume?: boolean;
+  /** Stops after the current update; a resumable checkpoint is written first. */
+  signal?: AbortSignal;
+  onEvent?: (event: TrainEvent) => void;
+}
+
+export type TrainEvent =
+  | { type: "start"; stage: Stage; step: number; totalSteps: number; examples: number; evalExamples: number; trainable: { parameters: number; tensors: number } }
+  | {
+      type: "step";
+      stage: Stage;
+      step: number;
+      totalSteps: number;
+      loss: number;
+      parts: Record<string, number>;
+      lr: number;
+      gradNorm: number;
+      tokens: number;
+      tokensPerSecond: number;
+      stepSeconds: number;
+      elapsedSeconds: number;
+      etaSeconds: number;
+      memory: { active: number; peak: number };
+    }
+  | { type: "eval"; stage: Stage; step: number; loss: number; parts: Record<string, number>; examples: number }
+  | { type: "checkpoint"; stage: Stage; step: number; path: string; complete: boolean }
+  | { type: "end"; stage: Stage; step: number; interrupted: boolean; checkpoint: string };
+
+export interface TrainSummary {
+  stage: Stage;
+  steps: number;
+  interrupted: boolean;
+  checkpoint: string;
+  history: Array<{ step: number; loss: number; parts: Record<string, number>; lr: number }>;
+  evals: Array<{ step: number; loss: number; parts: Record<string, number> }>;
+}
+
+/** What a stage provides to the shared loop. */
+export interface StagePlan<R> {
+  stage: Stage;
+  nativeStage: "stage12" | "stage3";
+  /** Documents per prompt (the generator's k). */
+  k: number;
+  train: R[];
+  eval: R[];
+  /** Adapter names and parameter names the optimizer updates. */
+  trainable: string[];
+  /**
+   * One micro-batch from examples. `keys` identify the examples for caching their tokens:
+   * training-set positions, or -1 - i for held-out example i.
+   */
+  batch(examples: R[], keys: number[]): NativeStageBatch;
+  /** The effective configuration recorded in the checkpoint. */
+  config: Record<string, unknown>;
+  defaults: { lr: number; schedule: "cosine" | "constant"; batchSize: number };
+}
+
+export function resolved(options: TrainOptions, defaults: StagePlan<unknown>["defaults"]) {
+  return {
+    batchSize: options.batchSize ?? defaults.batchSize,
+    microBatchSize: options.microBatchSize ?? 1,
+    epochs: options.epochs ?? DEFAULTS.epochs,
+    lr: options.lr ?? defaults.lr,
+    schedule: options.schedule ?? defaults.schedule,
+    warmupRatio: options.warmupRatio ?? DEFAULTS.warmupRatio,
+    minLrRatio: options.minLrRatio ?? DEFAULTS.minLrRatio,
+    maxGradNorm: options.maxGradNorm ?? DEFAULTS.maxGradNorm,
+    weightDecay: options.weightDecay ?? DEFAULTS.adamw.weightDecay,
+    seed: options.seed ?? DEFAULTS.seed,
+    evalEvery: options.evalEvery ?? 0,
+    checkpointEvery: options.checkpointEvery ?? 0,
+    maxSteps: options.maxSteps,
+  };
+}
+
+/** Splits records into train and held-out parts, deterministically for a seed. */
+export function splitRecords<R>(records: R[], evalSplit: number, seed: number): { train: R[]; eval: R[] } {
+  if (!(evalSplit >= 0 && evalSplit < 1)) throw new ClaraError("E_INVALID_ARGUMENT", `evalSplit must be in [0, 1), got ${evalSplit}`, { field: "evalSplit" });
+  const order = new Random(subSeed(seed, "eval-split")).shuffle(records.map((_, i) => i));
+  const nEval = Math.min(records.length - 1, Math.round(records.length * evalSplit));
+  const held = new Set(order.slice(0, nEval));
+  return { train: records.filter((_, i) => !held.has(i)), eval: records.filter((_, i) => held.has(i)) };
+}
+
+export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options: TrainOptions): Promise<TrainSummary> {
+  const o = resolved(options, plan.defaults);
+  if (plan.train.length === 0) throw new ClaraError("E_DATA_FIELD", `no ${plan.stage} training records`, { field: "records" });
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new ClaraError("E_INVALID_ARGUMENT", "batchSize must be a positive integer", { field: "batchSize" });
+  if (!Number.isInteger(o.microBatchSize) || o.microBatchSize < 1 || o.microBatchSize > o.batchSize) {
+    throw new ClaraError("E_INVALID_ARGUMENT", `microBatchSize must be in 1..batchSize (${o.batchSize})`, { field: "microBatchSize" });
+  }
+  const batchSize = Math.min(o.batchSize, plan.train.length);
+  const stepsPerEpoch = Math.max(1, Math.floor(plan.train.length / batchSize));
+  const totalSteps = Math.max(1, Math.min(o.maxSteps ?? Infinity, Math.ceil(o.epochs * stepsPerEpoch)));
+  const warmupSteps = Math.ceil(o.warmupRatio * totalSteps);
+  const config = { ...plan.config, ...o, batchSize, totalSteps };
+  const history: TrainSummary["history"] = [];
+  const evals: TrainSummary["evals"] = [];
+  // Weights go back before the optimizer is made (setting parameters discards a trainer).
+  const resumed = options.resume ? await restoreWeights(clara, options.out, plan.stage, config, history, evals) : null;
+  const trainable = await clara.model.createTrainer({
+    trainable: plan.trainable,
+    lr: o.lr,
+    schedule: o.schedule,
+    minLrRatio: o.minLrRatio,
+    warmupSteps: o.schedule === "constant" ? 0 : warmupSteps,
+    totalSteps,
+    maxGradNorm: o.maxGradNorm,
+    weightDecay: o.weightDecay,
+    beta1: DEFAULTS.adamw.beta1,
+    beta2: DEFAULTS.adamw.beta2,
+    eps: DEFAULTS.adamw.eps,
+  });
+  let step = 0;
+  if (resumed) {
+    await clara.handle.setOptimizerState(resumed.optimizer);
+    step = resumed.step;
+  }
+  fs.mkdirSync(path.dirname(path.resolve(options.out)), { recursive: true });
+  const emit = (e: TrainEvent) => options.onEvent?.(e);
+  emit({ type: "start", stage: plan.stage, step, totalSteps, examples: plan.train.length, evalExamples: plan.eval.length, trainable });
+
+  const orderFor = (epoch: number) => new Random(subSeed(o.seed, `epoch-${epoch}`)).shuffle(plan.train.map((_, i) => i));
+  const spec = clara.spec(plan.k);
+  const save = async (complete: boolean) => {
+    await clara.save(options.out, { stage: plan.stage, step, complete, config, progress: { history, evals } });
+    writeOptimizerState(options.out, await clara.model.optimizerState());
+    emit({ type: "checkpoint", stage: plan.stage, step, path: options.out, complete });
+  };
+  const evaluate = async () => {
+    if (plan.eval.length === 0) return;
+    let loss = 0;
+    const parts: Record<string, number> = {};
+    for (let i = 0; i < plan.eval.length; i++) {
+      const r = await clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch: plan.batch([plan.eval[i]], [-1 - i]), spec });
+      loss += r.loss;
+      for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
+    }
+    for (const k of Object.keys(parts)) parts[k] /= plan.eval.length;
+    evals.push({ step, loss: loss / plan.eval.length, parts });
+    emit({ type: "eval", stage: plan.stage, step, loss: loss / plan.eval.length, parts, examples: plan.eval.length });
+  };
+
+  const started = performance.now();
+  const firstStep = step;
+  let interrupted = false;
+  while (step < totalSteps) {
+    if (options.signal?.aborted) {
+      interrupted = true;
+      break;
+    }
+    const epoch = Math.floor(step / stepsPerEpoch);
+    const order = orderFor(epoch);
+    const offset = (step % stepsPerEpoch) * batchSize;
+    const indices = order.slice(offset, offset + batchSize);
+    const microBatches: NativeStageBatch[] = [];
+    for (let m = 0; m < indices.length; m += o.microBatchSize) {
+      const idx = indices.slice(m, m + o.microBatchSize);
+      microBatches.push(plan.batch(idx.map((i) => plan.train[i]), idx));
+    }
+    const t0 = performance.now();
+    let r: NativeStepResult;
+    try {
+      r = await clara.handle.claraTrainStep({ stage: plan.nativeStage, microBatches, spec, seed: o.seed });
+    } catch (err) {
+      if (err instanceof ClaraError && err.code === "E_NONFINITE") {
+        throw new ClaraError(
+          "E_NONFINITE",
+          `${plan.stage} stopped at update ${step + 1}: ${err.message}. The last good checkpoint (${options.out}, if any) is untouched; ` +
+            "lower --lr or check the data.",
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    step = r.step;
+    const stepSeconds = (performance.now() - t0) / 1000;
+    const elapsedSeconds = (performance.now() - started) / 1000;
+    const mem = await memoryInfo();
+    history.push({ step, loss: r.loss, parts: r.parts, lr: r.lr });
+    emit({
+      type: "step",
+      stage: plan.stage,
+      step,
+      totalSteps,
+      loss: r.loss,
+      parts: r.parts,
+      lr: r.lr,
+      gradNorm: r.gradNorm,
+      tokens: r.tokens,
+      tokensPerSecond: r.tokens / stepSeconds,
+      stepSeconds,
+      elapsedSeconds,
+      etaSeconds: (elapsedSeconds / (step - firstStep)) * (totalSteps - step),
+      memory: { active: mem.active, peak: mem.peak },
+    });
+    if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) await evaluate();
+    if (o.checkpointEvery > 0 && step % o.checkpointEvery === 0 && step < totalSteps) await save(false);
+  }
+  if (!interrupted) await evaluate();
+  await save(!interrupted);
+  emit({ type: "end", stage: plan.stage, step, interrupted, checkpoint: options.out });
+  return { stage: plan.stage, steps: step, interrupted, checkpoint: options.out, history, evals };
+}
+
+/** Puts back the weights and history of an unfinished run of the same config; returns its optimizer state. */
+async function restoreWeights(
+  clara: ClaraModel,
+  file: string,
+  stage: Stage,
+  config: Record<string, unknown>,
+  history: TrainSummary["history"],
+  evals: TrainSummary["evals"],
+): Promise<{ step: number; optimizer: NativeOptimizerState }> {
+  const { entries, metadata } = readCheckpoint(file);
+  if (metadata.stage !== stage) {
+    throw new ClaraError("E_CHECKPOINT_MISMATCH", `${file} is a ${metadata.stage} checkpoint, not ${stage}`, { file, field: "stage" });
+  }
+  const differs = Object.keys(config).filter((k) => JSON.stringify(config[k]) !== JSON.stringify(metadata.config?.[k]));
+  if (differs.length > 0) {
+    throw new ClaraError(
+      "E_CHECKPOINT_MISMATCH",
+      `cannot resume ${file}: the configuration differs in ${differs.join(", ")}; rerun with the original options or without --resume`,
+      { file, field: differs[0] },
+    );
+  }
+  if (metadata.complete) {
+    throw new ClaraError("E_CHECKPOINT", `${file} is a finished run; there is nothing to resume`, { file, field: "complete" });
+  }
+  const { state } = readOptimizerState(file);
+  if (state.step !== metadata.step) {
+    throw new ClaraError("E_CHECKPOINT", `${file} and its optimizer state disagree on the step (${metadata.step} vs ${state.step})`, { file });
+  }
+  await clara.model.setParameters(entries, metadata.adapters);
+  const progress = (metadata.progress ?? {}) as { history?: TrainSummary["history"]; evals?: TrainSummary["evals"] };
+  history.push(...(progress.history ?? []));
+  evals.push(...(progress.evals ?? []));
+  return { step: metadata.step, optimizer: state };
+}
