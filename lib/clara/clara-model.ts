@@ -162,20 +162,27 @@ export class ClaraModel {
 
   /**
    * Answers each question from its k compressed documents: compressed[i] is [k, n, H]
-   * (documents in slot order).
+   * (documents in slot order), with the stage 2/3 answer template.
    */
-  async generateFromCompressed(questions: string[], compressed: Tensor[], options: ClaraGenerateOptions = {}): Promise<string[]> {
+  generateFromCompressed(questions: string[], compressed: Tensor[], options: ClaraGenerateOptions = {}): Promise<string[]> {
     if (questions.length !== compressed.length) throw invalidArgument("compressed", `${questions.length} tensors (one per question)`, compressed);
+    return this.generateFromPrompts(
+      questions.map((q, i) => this.templates.answerPrompt(q, compressed[i].shape[0])),
+      compressed,
+      options,
+    );
+  }
+
+  /** Generates after token prompts whose memory slots take compressed[i] ([k, n, H]). */
+  async generateFromPrompts(prompts: number[][], compressed: Tensor[], options: ClaraGenerateOptions = {}): Promise<string[]> {
     const out: string[] = [];
     const batchSize = options.batchSize ?? 4;
-    for (let i = 0; i < questions.length; i += batchSize) {
-      const qs = questions.slice(i, i + batchSize);
+    for (let i = 0; i < prompts.length; i += batchSize) {
       const docs = compressed.slice(i, i + batchSize);
       const k = docs[0].shape[0];
-      if (docs.some((d) => d.shape[0] !== k)) throw invalidArgument("compressed", "the same number of documents for every question in a batch", docs);
-      const prompt = leftPad(qs.map((q) => this.templates.answerPrompt(q, k)), this.templates.padId);
+      if (docs.some((d) => d.shape[0] !== k)) throw invalidArgument("compressed", "the same number of documents for every prompt in a batch", docs);
       const g = await this.handle.claraGenerate({
-        prompt,
+        prompt: leftPad(prompts.slice(i, i + batchSize), this.templates.padId),
         compressed: concatRows(docs),
         spec: this.spec(k),
         generation: this.generation(options),
@@ -266,4 +273,10 @@ export function concatRows(parts: Tensor[]): Tensor {
     offset += p.data.length;
   }
   return tensor("float32", [rows, ...rest], data);
+}
+
+/** Rows [start, start + count) of a float32 tensor, as a tensor of its own. */
+export function sliceRows(t: Tensor, start: number, count: number): Tensor {
+  const row = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  return tensor("float32", [count, ...t.shape.slice(1)], (t.data as Float32Array).slice(start * row, (start + count) * row));
 }

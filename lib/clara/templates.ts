@@ -100,6 +100,16 @@ export class ClaraTemplates {
     return this.prompt(SYSTEM_PROMPTS.answer, this.answerUser(question, k));
   }
 
+  /**
+   * Stage 1's QA prompt with one question already written as the start of the answer, so the
+   * generator's continuation up to the next line is its answer: how a stage-1 model (never
+   * trained on the stage-2 template) is asked about a compressed document.
+   */
+  qaProbePrompt(question: string): number[] {
+    const prefix = this.prompt(SYSTEM_PROMPTS.qa, `Background:\n${this.memorySlots(1)}`);
+    return [...prefix, ...this.tokenizer.encode(`Question: ${question}\nAnswer:`)];
+  }
+
   /** The paraphrase prompt alone (compression-quality evaluation). */
   paraphrasePrompt(pick = 0): number[] {
     const instruction = PARAPHRASE_INSTRUCTIONS[pick % PARAPHRASE_INSTRUCTIONS.length];
