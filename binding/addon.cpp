@@ -10,6 +10,7 @@
 #include "runtime/matmul_probe.h"
 #include "runtime/runtime_info.h"
 #include "runtime/tensor_ops.h"
+#include "clara/retrieval.h"
 
 namespace clara::binding {
 
@@ -113,6 +114,36 @@ Napi::Value MatmulBenchmark(const Napi::CallbackInfo& info) {
   });
 }
 
+// differentiableTopK(scores [B, N], k, tau, cotangent [B, k, N]) -> {weights, indices, gradScores}:
+// the straight-through top-k and the gradient of Σ cotangent·W with respect to the scores, so
+// tests can hold it against finite differences of the soft relaxation.
+Napi::Value DifferentiableTopK(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  HostTensor scores = to_host_tensor(env, info[0], "scores");
+  int k = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  float tau = info[2].IsNumber() ? info[2].As<Napi::Number>().FloatValue() : 0.02f;
+  HostTensor cotangent = to_host_tensor(env, info[3], "cotangent");
+  return mlx_thread(env)->submit(env, [scores, k, tau, cotangent] {
+    mx::array s = to_array(scores);
+    mx::array cot = to_array(cotangent);
+    auto fn = [&](const std::vector<mx::array>& in) {
+      TopK t = differentiable_topk(in[0], k, tau);
+      return std::vector<mx::array>{mx::sum(mx::multiply(t.weights, cot)), t.weights, mx::astype(t.indices, mx::int32)};
+    };
+    auto [outs, grads] = mx::value_and_grad(fn, std::vector<int>{0})(std::vector<mx::array>{s});
+    auto w = std::make_shared<HostTensor>(to_host(outs[1]));
+    auto idx = std::make_shared<HostTensor>(to_host(outs[2]));
+    auto g = std::make_shared<HostTensor>(to_host(grads[0]));
+    return Completion([w, idx, g](Napi::Env env) -> Napi::Value {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("weights", to_js_tensor(env, *w));
+      o.Set("indices", to_js_tensor(env, *idx));
+      o.Set("gradScores", to_js_tensor(env, *g));
+      return o;
+    });
+  });
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -126,6 +157,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryInfo", Napi::Function::New(env, MemoryInfoAsync));
   exports.Set("compute", Napi::Function::New(env, Compute));
   exports.Set("matmulBenchmark", Napi::Function::New(env, MatmulBenchmark));
+  exports.Set("differentiableTopK", Napi::Function::New(env, DifferentiableTopK));
   exports.Set("NativeModel", ModelHandle::Define(env));
   exports.Set("loadModel", Napi::Function::New(env, ModelHandle::Load));
   return exports;

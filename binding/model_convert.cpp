@@ -121,7 +121,7 @@ TrainerConfig to_trainer_config(Napi::Object o) {
   t.adamw.weight_decay = static_cast<float>(number_option(adamw, "weightDecay", 0, 0, 10));
   Napi::Object s = object_arg(o.Env(), o.Get("schedule"), "schedule");
   t.schedule.kind = string_option(s, "kind", "cosine");
-  t.schedule.lr = static_cast<float>(number_option(s, "lr", 1e-4, 0, 10));
+  t.schedule.lr = static_cast<float>(number_option(s, "lr", 1e-4, 0, 1e9));
   t.schedule.min_lr_ratio = static_cast<float>(number_option(s, "minLrRatio", 0.1, 0, 1));
   t.schedule.warmup_steps = int_option(s, "warmupSteps", 0, 0, 1 << 30);
   t.schedule.total_steps = int_option(s, "totalSteps", 1, 1, 1 << 30);

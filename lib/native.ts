@@ -161,6 +161,8 @@ export interface NativeAddon {
   compute(op: string, inputs: Tensor[], dtype?: string): Promise<Tensor>;
   matmulBenchmark(options: { n?: number; iterations?: number; warmup?: number; dtype?: string }): Promise<MatmulTiming>;
   loadModel(spec: NativeModelSpec): Promise<NativeModel>;
+  /** CLaRa's straight-through top-k and d(Σ cotangent·W)/d(scores), for tests. */
+  differentiableTopK(scores: Tensor, k: number, tau: number, cotangent: Tensor): Promise<{ weights: Tensor; indices: Tensor; gradScores: Tensor }>;
 }
 
 let addon: NativeAddon | undefined;

@@ -1,0 +1,223 @@
+// CLaRa end to end on a tiny model: templates and token layout, the three stages and what
+// each trains, checkpoints (readable by Python MLX), resume with identical results, and the
+// errors for mismatched checkpoints.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ClaraError, ClaraModel, readCheckpoint, readNpz, Stage1Trainer, Stage2Trainer, Stage3Trainer } from "../lib";
+import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/derive";
+import { SYSTEM_PROMPTS } from "../lib/clara/templates";
+import type { Tensor } from "../lib/tensor";
+import { oracleTest, runPython } from "./helpers/oracle";
+import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
+
+const itPy = oracleTest("mlx.core");
+let base: string;
+let otherBase: string;
+let work: string;
+const records = examplePretrain().slice(0, 24);
+const common = { compressionRate: 8, docMaxLength: 64, lora: { rank: 4, alpha: 8, dropout: 0.1 }, seed: 5 };
+
+beforeAll(() => {
+  base = makeTinyClaraBase();
+  otherBase = makeTinyClaraBase({ seed: 2 });
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "clara-stages-"));
+});
+afterAll(() => {
+  for (const d of [base, otherBase, work]) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const bytesOf = (t: Tensor) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+const entries = (file: string) => new Map(readCheckpoint(file).entries);
+const sameTensor = (a: Tensor | undefined, b: Tensor | undefined) => !!a && !!b && bytesOf(a).equals(bytesOf(b));
+const loraOf = (m: Map<string, Tensor>, adapter: string) => [...m].filter(([k]) => k.includes(`.lora.${adapter}.`));
+
+describe("templates and tokens", () => {
+  let clara: ClaraModel;
+  beforeAll(async () => (clara = await ClaraModel.create(base, common)));
+  afterAll(() => clara.dispose());
+
+  it("appends <MEM0..n-1>, <AE>, <ENC>, <SEP> after the vocabulary", () => {
+    const t = clara.templates.tokens;
+    const V = clara.model.config.vocab_size;
+    expect(clara.nMem).toBe(8); // 64 / 8
+    expect(t.mem).toEqual(Array.from({ length: 8 }, (_, i) => V + i));
+    expect([t.ae, t.enc, t.sep]).toEqual([V + 8, V + 9, V + 10]);
+    expect(clara.model.tokenizer.encode("<MEM3><SEP>")).toEqual([V + 3, V + 10]);
+  });
+
+  it("lays out the compressor input: left padding, <ENC> BOS doc EOS, then the memory tokens", () => {
+    const tok = clara.model.tokenizer;
+    const e = clara.templates.encoderInput("a short doc");
+    expect(e.ids.length).toBe(64 + 3 + 8);
+    const body = tok.encode("a short doc");
+    const expected = [clara.templates.tokens.enc, tok.bosTokenId!, ...body, tok.eosTokenId!];
+    expect(e.ids.slice(-8)).toEqual(clara.templates.tokens.mem);
+    expect(e.ids.slice(-8 - expected.length, -8)).toEqual(expected);
+    expect(e.valid.filter((v) => v === 0).length).toBe(64 + 3 - expected.length);
+    expect(e.truncated).toBe(false);
+    expect(clara.templates.encoderInput("word ".repeat(400)).truncated).toBe(true);
+  });
+
+  it("renders the stage-2/3 prompt with the reference's text and supervises only the answer", () => {
+    const tok = clara.model.tokenizer;
+    const ex = clara.templates.answerExample("Who founded it?", "Ada", 2, 2048);
+    const text = tok.decode(ex.tokens);
+    const slots = (Array.from({ length: 8 }, (_, i) => `<MEM${i}>`).join("") + "<SEP>").repeat(2);
+    expect(text).toBe(
+      `<|im_start|>system\n${SYSTEM_PROMPTS.answer}<|im_end|>\n<|im_start|>user\nBackground:\n${slots}\n\nQuestion:Who founded it?<|im_end|>\n` +
+        "<|im_start|>assistant\nAda<|im_end|>\n",
+    );
+    const supervised = tok.decode(ex.tokens.filter((_, i) => ex.lossMask[i] === 1));
+    expect(supervised).toBe("Ada<|im_end|>\n");
+  });
+
+  it("compresses each document into n × H vectors", async () => {
+    const v = await clara.compressDocuments(records.slice(0, 3).map((r) => r.doc));
+    expect(v.shape).toEqual([3, 8, 32]);
+    expect(Array.from(v.data).every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe("the three stages", () => {
+  const s1 = () => path.join(work, "stage1", "compressor.npz");
+  const s2 = () => path.join(work, "stage2", "generator.npz");
+  const s3 = () => path.join(work, "stage3", "full_system.npz");
+  const train = { batchSize: 4, microBatchSize: 2, lr: 1e-3, seed: 7 };
+
+  it("stage 1 trains compressor, generator and the memory rows; the checkpoint records what it is", async () => {
+    const t = await Stage1Trainer.create(base, records, { ...common, ...train, out: s1(), maxSteps: 4, evalSplit: 0.2 });
+    const start = new Map(await t.clara.model.parameters());
+    const summary = await t.run();
+    const end = new Map(await t.clara.model.parameters());
+    await t.clara.dispose();
+    expect(summary.steps).toBe(4);
+    expect(summary.history.map((h) => h.step)).toEqual([1, 2, 3, 4]);
+    expect(summary.history.every((h) => Number.isFinite(h.parts.ce) && Number.isFinite(h.parts.mse))).toBe(true);
+    expect(summary.evals.length).toBe(1);
+    for (const name of ["clara.mem_embeddings", "model.layers.0.self_attn.q_proj.lora.compressor.a", "model.layers.1.mlp.down_proj.lora.generator.b"]) {
+      expect(sameTensor(start.get(name), end.get(name))).toBe(false);
+    }
+    expect(sameTensor(start.get("clara.special_embeddings"), end.get("clara.special_embeddings"))).toBe(true);
+    const { metadata } = readCheckpoint(s1());
+    expect(metadata).toMatchObject({ stage: "stage1", step: 4, complete: true, clara: { compressionRate: 8, docMaxLength: 64, nMem: 8 } });
+    expect(metadata.adapters.map((a) => a.name).sort()).toEqual(["compressor", "generator"]);
+    expect(fs.existsSync(s1().replace(/\.npz$/, ".optim.npz"))).toBe(true);
+  });
+
+  itPy("Python MLX opens the checkpoint", async () => {
+    const out = await runPython(["-c", "import sys, mlx.core as mx; d = mx.load(sys.argv[1]); print(len(d), d['clara.mem_embeddings'].shape, d['__metadata__'].dtype)", s1()]);
+    expect(out.trim()).toBe(`${entries(s1()).size + 1} (8, 32) mlx.core.uint8`);
+  });
+
+  it("stage 2 starts a fresh generator on the stage-1 compressor and trains both", async () => {
+    const inst = deriveInstructionRecords(records, { k: 3, seed: 1 }).slice(0, 12);
+    const t = await Stage2Trainer.fromCheckpoint(s1(), inst, { ...train, out: s2(), maxSteps: 2 });
+    const start = new Map(await t.clara.model.parameters());
+    const stage1 = entries(s1());
+    expect(loraOf(start, "generator").filter(([k]) => k.endsWith(".b")).every(([, v]) => (v.data as Float32Array).every((x) => x === 0))).toBe(true);
+    expect(loraOf(start, "compressor").every(([k, v]) => sameTensor(v, stage1.get(k)))).toBe(true);
+    await t.run();
+    await t.clara.dispose();
+    const after = entries(s2());
+    expect(loraOf(after, "compressor").some(([k, v]) => !sameTensor(v, stage1.get(k)))).toBe(true);
+    expect(sameTensor(after.get("clara.mem_embeddings"), stage1.get("clara.mem_embeddings"))).toBe(true); // frozen, as the reference
+    expect(readCheckpoint(s2()).metadata.stage).toBe("stage2");
+  });
+
+  it("stage 3 copies the compressor into the query reasoner, keeps the compressor frozen, trains reasoner and generator", async () => {
+    const e2e = deriveEndToEndRecords(records, { candidates: 6, seed: 2 }).slice(0, 8);
+    const t = await Stage3Trainer.fromCheckpoint(s2(), e2e, { ...train, out: s3(), maxSteps: 2, k: 2, lr: 1e-3 });
+    const start = new Map(await t.clara.model.parameters());
+    for (const [k, v] of loraOf(start, "compressor")) expect(sameTensor(start.get(k.replace(".lora.compressor.", ".lora.query_reasoner.")), v)).toBe(true);
+    const summary = await t.run();
+    await t.clara.dispose();
+    expect(summary.history.every((h) => Object.keys(h.parts).join() === "ce")).toBe(true);
+    const after = entries(s3());
+    const stage2 = entries(s2());
+    expect(loraOf(after, "compressor").every(([k, v]) => sameTensor(v, stage2.get(k)))).toBe(true);
+    expect(loraOf(after, "query_reasoner").some(([k, v]) => !sameTensor(v, stage2.get(k.replace(".query_reasoner.", ".compressor."))))).toBe(true);
+    expect(loraOf(after, "generator").some(([k, v]) => !sameTensor(v, stage2.get(k)))).toBe(true);
+  });
+
+  it("a stage-3 model retrieves and answers", async () => {
+    const clara = await ClaraModel.load(s3());
+    const docs = records.slice(0, 5).map((r) => r.doc);
+    const cands = await clara.compressDocuments(docs);
+    const r = await clara.retrieve([records[2].questions[0]], [cands], 2);
+    expect(r.indices[0].length).toBe(2);
+    expect(r.scores[0].length).toBe(5);
+    expect(r.scores[0].every((s) => s >= -1 && s <= 1)).toBe(true);
+    const answers = await clara.generateFromCompressed([records[2].questions[0]], [r.selected[0]], { maxTokens: 6 });
+    expect(typeof answers[0]).toBe("string");
+    await clara.dispose();
+  });
+
+  it("refuses a checkpoint for another base model", async () => {
+    await expect(ClaraModel.load(s1(), { modelPath: otherBase })).rejects.toMatchObject({ code: "E_CHECKPOINT_MISMATCH", field: "base.fingerprint" });
+  });
+});
+
+describe("resume", () => {
+  const run = async (out: string, extra: { resume?: boolean; stopAfter?: number }) => {
+    const controller = new AbortController();
+    const t = await Stage1Trainer.create(base, records, {
+      ...common,
+      out,
+      batchSize: 4,
+      microBatchSize: 2,
+      maxSteps: 6,
+      lr: 1e-3,
+      seed: 11,
+      resume: extra.resume,
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === "step" && e.step === extra.stopAfter) controller.abort();
+      },
+    });
+    const s = await t.run();
+    await t.clara.dispose();
+    return s;
+  };
+
+  it("an interrupted run resumed gives the same losses and weights as an uninterrupted one, bit for bit", async () => {
+    const straight = path.join(work, "resume", "straight.npz");
+    const split = path.join(work, "resume", "split.npz");
+    const a = await run(straight, {});
+    const b1 = await run(split, { stopAfter: 3 });
+    expect(b1.interrupted).toBe(true);
+    expect(readCheckpoint(split).metadata).toMatchObject({ complete: false, step: 3 });
+    const b2 = await run(split, { resume: true });
+    expect(b2.interrupted).toBe(false);
+    expect(b2.history.map((h) => h.loss)).toEqual(a.history.map((h) => h.loss));
+    const ea = entries(straight);
+    const eb = entries(split);
+    expect([...ea.keys()].sort()).toEqual([...eb.keys()].sort());
+    for (const [k, v] of ea) expect(sameTensor(v, eb.get(k))).toBe(true);
+  });
+
+  it("refuses to resume with another configuration, naming the option", async () => {
+    const file = path.join(work, "resume", "other.npz");
+    await run(file, { stopAfter: 1 });
+    const t = await Stage1Trainer.create(base, records, { ...common, out: file, batchSize: 4, microBatchSize: 2, maxSteps: 6, lr: 5e-4, seed: 11, resume: true });
+    await expect(t.run()).rejects.toMatchObject({ code: "E_CHECKPOINT_MISMATCH", field: "lr" });
+    await t.clara.dispose();
+  });
+
+  it("stops on a non-finite loss without touching the last checkpoint", async () => {
+    const file = path.join(work, "resume", "nan.npz");
+    await run(file, { stopAfter: 1 });
+    const before = fs.readFileSync(file);
+    const t = await Stage1Trainer.create(base, records, { ...common, out: file, batchSize: 4, microBatchSize: 2, maxSteps: 4, lr: 1e-3, seed: 3 });
+    // Weights gone bad (as after a diverged run): the first loss is NaN.
+    const [[name, mem]] = await t.clara.model.parameters("clara.mem_embeddings");
+    await t.clara.model.setParameters([[name, { ...mem, data: new Float32Array(mem.data.length).fill(NaN) }]]);
+    const err = await t.run().catch((e: unknown) => e);
+    await t.clara.dispose();
+    expect(err).toBeInstanceOf(ClaraError);
+    expect((err as ClaraError).code).toBe("E_NONFINITE");
+    expect((err as ClaraError).message).toMatch(/stage1 stopped at update \d+/);
+    expect(fs.readFileSync(file).equals(before)).toBe(true);
+    expect(readNpz(file).size).toBeGreaterThan(0);
+  });
+});

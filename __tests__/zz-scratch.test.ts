@@ -1,0 +1,20 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { writeTinyModel } from "../tools/tiny-model";
+import { ClaraModel } from "../lib/clara/clara-model";
+test("scratch", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scr-"));
+  const corpus = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France.", "Water boils at 100 degrees."];
+  writeTinyModel(dir, corpus, { hiddenSize: 32, layers: 2, heads: 4, kvHeads: 2, merges: 200, tieEmbeddings: false });
+  const t0 = Date.now();
+  const clara = await ClaraModel.create(dir, { compressionRate: 8, docMaxLength: 32 });
+  const params = await clara.model.parameters();
+  console.log(params.map(([n, t]) => `${n} ${t.dtype} ${t.shape}`).slice(0, 5).join("\n"), params.length, clara.model.config.vocab_size);
+  console.log(params.filter(([n]) => n.startsWith("clara")).map(([n, t]) => `${n} ${t.dtype} ${t.shape}`));
+  const v = await clara.compressDocuments(corpus);
+  console.log(v.shape, Date.now() - t0);
+  const g = await clara.generateFromCompressed(["What is the capital?"], [v], { maxTokens: 8 });
+  console.log(g, clara.model.tokenizer.applyChatTemplate([{role:"system",content:"S"},{role:"user",content:"U"}]));
+  await clara.dispose();
+});
