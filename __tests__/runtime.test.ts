@@ -121,3 +121,15 @@ describe("the MLX thread", () => {
     expect(outputs.map((o) => o.data[0])).toEqual(inputs.map((_, i) => 2 * i));
   });
 });
+
+describe("half-precision conversions", () => {
+  it("float32 -> float16 rounds like MLX's astype, and back exactly", async () => {
+    const { float32ToFloat16, float16ToFloat32 } = await import("../lib/tensor");
+    const values = new Float32Array([0, -0, 1, -2.5, 0.1, 1 / 3, 65504, 70000, -1e-5, 6.1e-5, 3.14159, 1e-8, Infinity, -Infinity, 2049, 2051]);
+    const ours = float32ToFloat16(values);
+    const mlx = await compute("astype", [tensor("float32", [values.length], values)], { dtype: "float16" });
+    expect(Array.from(ours)).toEqual(Array.from(mlx.data));
+    const back = await compute("astype", [tensor("float16", [values.length], ours)], { dtype: "float32" });
+    expect(Array.from(float16ToFloat32(ours))).toEqual(Array.from(back.data));
+  });
+});

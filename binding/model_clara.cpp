@@ -209,4 +209,54 @@ Napi::Value ModelHandle::ClaraRetrieve(const Napi::CallbackInfo& info) {
   });
 }
 
+// indexAdd(name, vectors: Tensor [M, D]): appends to the named in-memory index (made on first use).
+Napi::Value ModelHandle::IndexAdd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_invalid_argument(env, "name", "Expected a string for name");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  HostTensor vectors = to_host_tensor(env, info[1], "vectors");
+  return thread(env).submit(env, [s = state_, name, vectors] {
+    s->get();
+    VectorIndex& index = s->indexes[name];
+    index.add(to_array(vectors));
+    int size = index.size();
+    return Completion([size](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, size); });
+  });
+}
+
+// indexSearch(name, queries: Tensor [B, D], k) -> {scores [B, k], indices [B, k], rows [B, k, D]}
+Napi::Value ModelHandle::IndexSearch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_invalid_argument(env, "name", "Expected a string for name");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  HostTensor queries = to_host_tensor(env, info[1], "queries");
+  int k = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 5;
+  if (k < 1) throw_invalid_argument(env, "k", "Expected a positive integer for k");
+  return thread(env).submit(env, [s = state_, name, queries, k] {
+    s->get();
+    auto it = s->indexes.find(name);
+    if (it == s->indexes.end()) throw Error("E_INVALID_ARGUMENT", "[index] no index named '" + name + "' is loaded");
+    VectorIndex::Hits hits = it->second.search(to_array(queries), k);
+    auto scores = std::make_shared<HostTensor>(to_host(hits.scores));
+    auto indices = std::make_shared<HostTensor>(to_host(hits.indices));
+    auto rows = std::make_shared<HostTensor>(to_host(it->second.rows(hits.indices)));
+    return Completion([scores, indices, rows](Napi::Env env) -> Napi::Value {
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("scores", to_js_tensor(env, *scores));
+      out.Set("indices", to_js_tensor(env, *indices));
+      out.Set("rows", to_js_tensor(env, *rows));
+      return out;
+    });
+  });
+}
+
+Napi::Value ModelHandle::IndexDrop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  return thread(env).submit(env, [s = state_, name] {
+    s->indexes.erase(name);
+    return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
 }  // namespace clara::binding

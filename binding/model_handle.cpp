@@ -38,6 +38,9 @@ Napi::Function ModelHandle::Define(Napi::Env env) {
                                        InstanceMethod("claraEvalLoss", &ModelHandle::ClaraEvalLoss),
                                        InstanceMethod("claraGenerate", &ModelHandle::ClaraGenerate),
                                        InstanceMethod("claraRetrieve", &ModelHandle::ClaraRetrieve),
+                                       InstanceMethod("indexAdd", &ModelHandle::IndexAdd),
+                                       InstanceMethod("indexSearch", &ModelHandle::IndexSearch),
+                                       InstanceMethod("indexDrop", &ModelHandle::IndexDrop),
                                    });
   addon_state(env).model_class = Napi::Persistent(cls);
   return cls;

@@ -46,6 +46,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value ClaraEvalLoss(const Napi::CallbackInfo& info);
   Napi::Value ClaraGenerate(const Napi::CallbackInfo& info);
   Napi::Value ClaraRetrieve(const Napi::CallbackInfo& info);
+  Napi::Value IndexAdd(const Napi::CallbackInfo& info);
+  Napi::Value IndexSearch(const Napi::CallbackInfo& info);
+  Napi::Value IndexDrop(const Napi::CallbackInfo& info);
 
   std::shared_ptr<ModelState> state_;
 };

@@ -5,6 +5,10 @@
 #include <memory>
 #include <optional>
 
+#include <map>
+#include <string>
+
+#include "clara/vector_index.h"
 #include "common/error.h"
 #include "model/model.h"
 #include "train/trainer.h"
@@ -14,6 +18,7 @@ namespace clara::binding {
 struct ModelState {
   std::optional<Model> model;
   std::unique_ptr<Trainer> trainer;
+  std::map<std::string, VectorIndex> indexes;  // by name (lib/retrieval/clara-index.ts)
 
   Model& get() {
     if (!model) throw Error("E_DISPOSED", "[model] this model was disposed");

@@ -11,6 +11,8 @@ export type ClaraErrorCode =
   | "E_DATA_FIELD" // a data record with a missing or malformed field
   | "E_DATA_FORMAT" // a data file that is not valid JSON Lines, or holds no records
   | "E_GGUF" // a malformed, truncated or unsupported .gguf file
+  | "E_PTH" // a malformed, truncated or unsupported PyTorch (torch.save zip) checkpoint
+  | "E_PTH_UNSAFE" // a .pth pickle naming a global a tensor state dict never needs (refused, nothing built)
   | "E_TOKENIZER" // a tokenizer that cannot be built or used (unsupported type, no chat template)
   | "E_MODEL_FILES" // a model folder missing a file it needs (tokenizer.json, ...)
   | "E_MODEL_CONFIG" // config.json / GGUF metadata with a missing or unsupported field
@@ -22,6 +24,8 @@ export type ClaraErrorCode =
   | "E_NO_TRAINER" // a training call before createTrainer() (native)
   | "E_OPTIMIZER_STATE" // optimizer state that does not match the trainer (native)
   | "E_PARAMETER_SHAPE" // setParameters with a shape unlike the model's (native)
+  | "E_INDEX" // an index folder that is not ours or is inconsistent
+  | "E_MEMORY" // work that cannot fit MLX's memory limit
   | "E_CANCELLED"; // work cancelled before it finished
 
 export interface ClaraErrorDetails {

@@ -122,6 +122,11 @@ export interface NativeModel {
     generation?: { maxTokens?: number; temperature?: number; topP?: number; stopTokens?: number[]; seed?: number };
   }): Promise<NativeGenerateResult>;
   claraRetrieve(options: { query: NativeBatch; candidates: Tensor; spec: NativeClaraSpec }): Promise<{ scores: Tensor; indices: Tensor; selected: Tensor }>;
+
+  // In-memory cosine indexes of flattened compressed documents (lib/retrieval/clara-index.ts)
+  indexAdd(name: string, vectors: Tensor): Promise<number>;
+  indexSearch(name: string, queries: Tensor, k: number): Promise<{ scores: Tensor; indices: Tensor; rows: Tensor }>;
+  indexDrop(name: string): Promise<void>;
 }
 
 export interface NativeClaraSpec {

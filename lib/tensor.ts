@@ -108,3 +108,38 @@ export function bfloat16ToFloat32(src: Uint16Array): Float32Array {
   for (let i = 0; i < src.length; i++) out[i] = src[i] << 16;
   return new Float32Array(out.buffer);
 }
+
+/** m >> shift, rounded to nearest, ties to even (shift >= 1). */
+function shiftRoundEven(m: number, shift: number): number {
+  const half = 2 ** (shift - 1);
+  return Math.floor((m + half - 1 + (Math.floor(m / 2 ** shift) & 1)) / 2 ** shift);
+}
+
+// float16 <-> float32 (IEEE half), round to nearest even as MLX does; past 65504 -> infinity.
+export function float32ToFloat16(src: Float32Array): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = bits[i];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = ((x >>> 23) & 0xff) - 127 + 15;
+    const mant = x & 0x7fffff;
+    if (((x >>> 23) & 0xff) === 0xff) out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); // inf / NaN
+    else if (exp >= 31) out[i] = sign | 0x7c00;
+    else if (exp <= 0) out[i] = exp < -10 ? sign : sign | shiftRoundEven(mant | 0x800000, 14 - exp);
+    else out[i] = sign | Math.min(0x7c00, (exp << 10) + shiftRoundEven(mant, 13)); // the carry may round up the exponent
+  }
+  return out;
+}
+
+export function float16ToFloat32(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >>> 10) & 0x1f;
+    const mant = h & 0x3ff;
+    out[i] = exp === 0 ? sign * mant * 2 ** -24 : exp === 31 ? (mant ? NaN : sign * Infinity) : sign * (1 + mant / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}

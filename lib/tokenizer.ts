@@ -142,6 +142,13 @@ export class Tokenizer {
     return Array.isArray(t) ? t.find((x) => x.name === "default")?.template : t;
   }
 
+  /** Replaces the chat template (e.g. with a model's corrected one); later renders use it. */
+  setChatTemplate(template: string): void {
+    if (typeof template !== "string" || template.trim() === "") throw invalidArgument("template", "a non-empty Jinja template string", template);
+    this.config.chat_template = template;
+    this.template = undefined;
+  }
+
   /**
    * The prompt text the model's chat template makes of `messages`. A template that refuses a
    * system turn gets it folded into the first user turn (`system + "\n" + user`) instead.

@@ -107,23 +107,7 @@ export class Model {
 
   /** Identifies the base weights: config, and size plus head and tail bytes of every file. */
   fingerprint(): string {
-    if (this.#fingerprint) return this.#fingerprint;
-    const h = crypto.createHash("sha256").update(JSON.stringify(this.config));
-    for (const f of this.files.files) {
-      const fd = fs.openSync(f, "r");
-      try {
-        const size = fs.fstatSync(fd).size;
-        const span = Math.min(size, 1 << 20);
-        const buf = Buffer.alloc(span);
-        fs.readSync(fd, buf, 0, span, 0);
-        h.update(String(size)).update(buf);
-        fs.readSync(fd, buf, 0, span, size - span);
-        h.update(buf);
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
-    return (this.#fingerprint = h.digest("hex").slice(0, 16));
+    return (this.#fingerprint ??= modelFingerprint(this.files));
   }
 
   /** The native handle, for lib/ modules that build on the model (trainers, CLaRa). */
@@ -280,6 +264,26 @@ export class Model {
       examples.map((e) => e.lossMask ?? e.tokens.map(() => 1)),
     );
   }
+}
+
+/** Model.fingerprint() of the model in `files`, without loading its weights (config, and size plus head and tail bytes of every file). */
+export function modelFingerprint(files: ModelFiles): string {
+  const h = crypto.createHash("sha256").update(JSON.stringify(files.config));
+  for (const f of files.files) {
+    const fd = fs.openSync(f, "r");
+    try {
+      const size = fs.fstatSync(fd).size;
+      const span = Math.min(size, 1 << 20);
+      const buf = Buffer.alloc(span);
+      fs.readSync(fd, buf, 0, span, 0);
+      h.update(String(size)).update(buf);
+      fs.readSync(fd, buf, 0, span, size - span);
+      h.update(buf);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return h.digest("hex").slice(0, 16);
 }
 
 export function loadModel(modelPath: string, options: LoadModelOptions = {}): Promise<Model> {

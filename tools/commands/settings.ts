@@ -1,0 +1,148 @@
+// The settings of every clara-train command: one table that gives the command-line flags
+// (kebab-case), the keys of --config files (camelCase; kebab-case is accepted too), their types
+// and which commands read them. Flags override the config file; the config file overrides the
+// defaults (which come from lib/clara/config.ts DEFAULTS, applied in train.ts).
+
+import { ClaraError } from "../../lib/errors";
+
+export type Kind = "string" | "number" | "int" | "bool" | readonly string[];
+export type CommandName = "stage1" | "stage2" | "stage3" | "pipeline" | "demo" | "make-data" | "doctor";
+
+export interface SettingSpec {
+  kind: Kind;
+  describe: string;
+  /** Commands that take it as a flag (pipeline/demo also take stage settings as --stageN.<key>). */
+  commands: readonly CommandName[];
+  alias?: string;
+}
+
+const TRAIN = ["stage1", "stage2", "stage3"] as const;
+const TRAIN_AND_PLAN = ["stage1", "stage2", "stage3", "pipeline", "demo"] as const;
+
+export const SETTINGS: Record<string, SettingSpec> = {
+  // what to train and where
+  model: { kind: "string", describe: "base model: a Hugging Face folder or a .gguf file (stages 2-3: the checkpoint's model unless given)", commands: TRAIN_AND_PLAN },
+  data: { kind: "string", describe: "training records (JSON Lines)", commands: TRAIN },
+  evalData: { kind: "string", describe: "held-out records (JSON Lines); otherwise --eval-split of --data is held out", commands: TRAIN },
+  limit: { kind: "int", describe: "use only the first N records of --data (make-data: stop after N derived records)", commands: [...TRAIN, "make-data"] },
+  evalLimit: { kind: "int", describe: "use only the first N records of --eval-data", commands: TRAIN },
+  out: { kind: "string", describe: "checkpoint to write (make-data --example: the folder)", commands: [...TRAIN, "make-data"] },
+  from: { kind: "string", describe: "stage 2/3: the checkpoint to start from; make-data: the stage-1 file to derive from", commands: ["stage2", "stage3", "make-data"] },
+  results: { kind: "string", describe: "folder for loss curves (PNG), training summaries and the report", commands: TRAIN_AND_PLAN },
+  // the CLaRa shape
+  compressionRate: { kind: "int", describe: "ρ: document tokens per memory token (stage 1 sets it; stages 2-3 check it against the checkpoint)", commands: TRAIN_AND_PLAN },
+  docMaxLength: { kind: "int", describe: "document length in tokens; longer documents are truncated (with a warning)", commands: TRAIN_AND_PLAN },
+  k: { kind: "int", describe: "stage 2: documents per record; stage 3: documents the retriever selects (top-k); make-data: stage-2 documents", commands: ["stage2", "stage3", "make-data"] },
+  candidates: { kind: "int", describe: "stage 3: keep N candidates per question (the positives and the first others); make-data: stage-3 candidates", commands: ["stage3", "make-data"] },
+  tau: { kind: "number", describe: "stage 3: temperature of the differentiable top-k", commands: ["stage3"] },
+  maxLength: { kind: "int", describe: "generator sequence limit in tokens", commands: TRAIN },
+  loraRank: { kind: "int", describe: "LoRA rank r (stage 1; later stages keep the checkpoint's)", commands: ["stage1"] },
+  loraAlpha: { kind: "number", describe: "LoRA α", commands: ["stage1"] },
+  loraDropout: { kind: "number", describe: "LoRA dropout", commands: ["stage1"] },
+  keepGenerator: { kind: "bool", describe: "stage 2: keep stage 1's generator adapter instead of a fresh one", commands: ["stage2"] },
+  trainMemoryTokens: { kind: "bool", describe: "stage 2: train the memory-token embeddings too", commands: ["stage2"] },
+  // optimisation
+  lr: { kind: "number", describe: "peak learning rate", commands: TRAIN },
+  schedule: { kind: ["cosine", "constant"], describe: "learning-rate schedule", commands: TRAIN },
+  warmupRatio: { kind: "number", describe: "fraction of the updates spent warming up", commands: TRAIN },
+  minLrRatio: { kind: "number", describe: "cosine floor as a fraction of --lr", commands: TRAIN },
+  batchSize: { kind: "int", describe: "examples per optimizer update", commands: TRAIN, alias: "batch" },
+  microBatchSize: { kind: "int", describe: "examples per forward/backward pass (gradients are accumulated)", commands: TRAIN },
+  accumulation: { kind: "int", describe: "gradient-accumulation passes per update (micro-batch = batch / accumulation)", commands: TRAIN },
+  epochs: { kind: "number", describe: "passes over the training records", commands: TRAIN },
+  maxSteps: { kind: "int", describe: "stop after this many updates", commands: TRAIN },
+  maxGradNorm: { kind: "number", describe: "gradient clipping norm", commands: TRAIN },
+  weightDecay: { kind: "number", describe: "AdamW weight decay", commands: TRAIN },
+  seed: { kind: "int", describe: "seed of the data order, the split and the adapters", commands: [...TRAIN_AND_PLAN, "make-data"] },
+  evalSplit: { kind: "number", describe: "fraction of --data held out for evaluation (0 to 1)", commands: TRAIN },
+  evalEvery: { kind: "int", describe: "evaluate every N updates (0: only at the end)", commands: TRAIN },
+  checkpointEvery: { kind: "int", describe: "write a resumable checkpoint every N updates (0: only at the end)", commands: TRAIN },
+  // output
+  plots: { kind: "bool", describe: "write loss curves as PNG (--no-plots to skip)", commands: TRAIN_AND_PLAN },
+  logEvery: { kind: "int", describe: "without a terminal: a log line every N updates (default: about 20 lines per stage)", commands: TRAIN_AND_PLAN },
+  // pipeline
+  force: { kind: "bool", describe: "retrain stages even when their checkpoint is complete and matches", commands: ["pipeline", "demo"] },
+  pdf: { kind: "string", describe: "evaluation: the PDF (default knowledge_data/2511.18659v2.pdf, else knowledge_data/sample_paper.pdf)", commands: ["pipeline", "demo"] },
+  qaFile: { kind: "string", describe: "evaluation: question/answer pairs about the PDF (JSON Lines)", commands: ["pipeline", "demo"] },
+  maxQuestions: { kind: "int", describe: "evaluation: at most N questions", commands: ["pipeline", "demo"] },
+  skipEval: { kind: "bool", describe: "stop after stage 3", commands: ["pipeline", "demo"] },
+  // make-data
+  instruction: { kind: "string", describe: "make-data: write stage-2 records here", commands: ["make-data"] },
+  endToEnd: { kind: "string", describe: "make-data: write stage-3 records here", commands: ["make-data"] },
+  questionsPerDoc: { kind: "int", describe: "make-data: at most N questions per document", commands: ["make-data"] },
+  example: { kind: "bool", describe: "make-data: regenerate the example data (example/) instead", commands: ["make-data"] },
+};
+
+/** Config-file sections: settings for one command or stage (they override the top level). */
+export const SECTIONS = ["stage1", "stage2", "stage3", "eval", "makeData"] as const;
+export type Section = (typeof SECTIONS)[number];
+
+/** Settings an eval section may hold. */
+export const EVAL_KEYS = ["pdf", "qaFile", "maxQuestions", "k", "skipEval"] as const;
+
+/** Settings that only change what is shown or where results go, never the trained weights. */
+export const PRESENTATION_KEYS = new Set(["results", "plots", "logEvery", "force"]);
+
+export function camel(key: string): string {
+  return key.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+export function settingsFor(command: CommandName): string[] {
+  return Object.keys(SETTINGS).filter((k) => SETTINGS[k].commands.includes(command));
+}
+
+export type Settings = Record<string, unknown>;
+
+/** Where a value came from, for error messages. */
+export interface Origin {
+  file?: string;
+  line?: number;
+  /** How to name the setting: "--lr" for a flag, "stage1.lr" for a config key. */
+  name: string;
+}
+
+/** Checks a value against its kind; returns it normalised (numbers from numeric strings in config files). */
+export function checkValue(key: string, value: unknown, origin: Origin): unknown {
+  const spec = SETTINGS[key];
+  const fail = (expected: string) =>
+    new ClaraError("E_INVALID_ARGUMENT", `${origin.name} must be ${expected}, got ${describeValue(value)}`, {
+      file: origin.file,
+      line: origin.line,
+      field: origin.name,
+    });
+  const kind = spec.kind;
+  if (Array.isArray(kind)) {
+    if (typeof value !== "string" || !kind.includes(value)) throw fail(`one of ${kind.join(", ")}`);
+    return value;
+  }
+  switch (kind) {
+    case "string":
+      if (typeof value === "number") return String(value);
+      if (typeof value !== "string" || value === "") throw fail("a non-empty string");
+      return value;
+    case "bool":
+      if (typeof value !== "boolean") throw fail("true or false");
+      return value;
+    case "number":
+    case "int": {
+      const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+      if (typeof n !== "number" || !Number.isFinite(n)) throw fail(kind === "int" ? "an integer" : "a number");
+      if (kind === "int" && !Number.isInteger(n)) throw fail("an integer");
+      return n;
+    }
+  }
+  return value;
+}
+
+function describeValue(v: unknown): string {
+  if (typeof v === "number" && Number.isNaN(v)) return "something that is not a number";
+  if (typeof v === "string") return JSON.stringify(v);
+  if (v === undefined) return "nothing";
+  if (Array.isArray(v)) return "a list";
+  if (v !== null && typeof v === "object") return "a mapping";
+  return String(v);
+}
