@@ -11,9 +11,10 @@ import {
   type Stage,
 } from "../io/checkpoint";
 import { Model, type ComputeDType } from "../model/model";
-import type { NativeBatch, NativeModel } from "../native";
+import type { NamedTensor, NativeAdapterInfo, NativeBatch, NativeModel } from "../native";
 import { tensor, type Tensor } from "../tensor";
 import { DEFAULTS, memoryTokenCount, TEMPLATE_VERSION, type LoraOptions } from "./config";
+import { installMistralTemplate } from "./mistral-template";
 import { ClaraTemplates } from "./templates";
 import { addClaraTokens } from "./tokens";
 
@@ -102,9 +103,26 @@ export class ClaraModel {
     return clara;
   }
 
+  /**
+   * A CLaRa model on a loaded base whose trained tensors come from elsewhere (e.g. Apple's
+   * reference checkpoints, lib/clara/reference-checkpoint.ts): memory tokens added, then
+   * `entries` (our parameter names) and the `adapters` they declare set.
+   */
+  static async fromParameters(
+    model: Model,
+    options: { compressionRate: number; docMaxLength: number; lora: LoraOptions; entries: NamedTensor[]; adapters: NativeAdapterInfo[] },
+  ): Promise<ClaraModel> {
+    const clara = await ClaraModel.attach(model, options.compressionRate, options.docMaxLength, options.lora);
+    await model.handle.claraInit({ nMem: clara.nMem, seed: 0 });
+    await model.setParameters(options.entries, options.adapters);
+    return clara;
+  }
+
   private static async attach(model: Model, compressionRate: number, docMaxLength: number, lora: LoraOptions): Promise<ClaraModel> {
     const n = memoryTokenCount({ compressionRate, docMaxLength });
     const tokens = addClaraTokens(model.tokenizer, n, model.config.vocab_size);
+    // Mistral bases get the June 2024 v0.2 template (system turns) when theirs refuses one (spec §1.5).
+    if (model.config.model_type === "mistral") installMistralTemplate(model.tokenizer);
     // The reference pads with BOS when the tokenizer has no pad token (M:502-503).
     const pad = model.tokenizer.padTokenId ?? model.tokenizer.bosTokenId ?? model.tokenizer.eosTokenId ?? 0;
     return new ClaraModel(model, compressionRate, docMaxLength, new ClaraTemplates(model.tokenizer, tokens, docMaxLength, pad), lora);

@@ -1,6 +1,7 @@
 // Charts as PNG files: a vega-lite spec rendered to SVG by vega (no canvas), then to PNG by
 // resvg. Training curves and evaluation bar charts both come through here.
 
+import { importEsm } from "../esm";
 import { writeFileAtomic } from "../io/atomic";
 
 export interface LineSeries {
@@ -15,7 +16,6 @@ export interface BarDatum {
 }
 
 // vega and vega-lite are ESM with top-level await: they cannot be require()d, only imported.
-const importEsm = new Function("m", "return import(m)") as (m: string) => Promise<any>;
 
 async function renderPng(spec: object, width = 960): Promise<Uint8Array> {
   const vega = await importEsm("vega");

@@ -1,0 +1,107 @@
+// ClaraIndex: documents compressed once, stored, reopened by a fresh model, searched with the
+// query reasoner and answered from — with the same answers and sources as the stage-3
+// pipeline that compresses the same documents on the fly.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ClaraModel } from "../lib";
+import { ClaraIndex } from "../lib/retrieval/clara-index";
+import { meanRecallAtK } from "../lib/eval/metrics";
+import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
+
+let base: string;
+let work: string;
+let checkpoint: string;
+const records = examplePretrain().slice(0, 30);
+const docs = records.map((r, i) => ({ id: `doc-${i}`, text: r.doc, source: "example/pretrain.jsonl" }));
+const questions = records.slice(0, 6).map((r) => r.questions[0]);
+
+beforeAll(async () => {
+  base = makeTinyClaraBase();
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "clara-index-"));
+  // A stage-3-shaped model: query reasoner = compressor, all adapters with non-zero B.
+  const clara = await ClaraModel.create(base, { compressionRate: 8, docMaxLength: 64, lora: { rank: 4, alpha: 8, dropout: 0 }, seed: 3 });
+  await clara.model.copyAdapter("compressor", "query_reasoner");
+  const params = await clara.model.parameters();
+  const bump = params
+    .filter(([k]) => k.endsWith(".b"))
+    .map(([k, t], j) => [k, { ...t, data: (t.data as Float32Array).map((_, i) => 0.05 * Math.sin(i * 0.37 + j + (k.includes("query") ? 1 : 0))) }] as [string, typeof t]);
+  await clara.model.setParameters(bump);
+  checkpoint = path.join(work, "stage3.npz");
+  await clara.save(checkpoint, { stage: "stage3", step: 0, complete: true });
+  await clara.dispose();
+});
+afterAll(() => {
+  for (const d of [base, work]) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe("ClaraIndex", () => {
+  it("answers from a reopened index exactly as the on-the-fly pipeline does, and reports recall@5", async () => {
+    const dir = path.join(work, "example.index");
+    const builder = await ClaraModel.load(checkpoint);
+    const progress: number[] = [];
+    const built = await ClaraIndex.build(builder, docs, dir, { batchSize: 8, onProgress: (d) => progress.push(d) });
+    expect(built.size).toBe(30);
+    expect(progress.at(-1)).toBe(30);
+    await builder.dispose();
+
+    // A fresh model (fresh native state), as in a new process.
+    const clara = await ClaraModel.load(checkpoint);
+    const index = await ClaraIndex.open(dir, clara);
+    const fromIndex = [];
+    for (const q of questions) fromIndex.push(await index.answer(q, { k: 3, maxTokens: 8 }));
+
+    const compressed = await clara.compressDocuments(docs.map((d) => d.text), { batchSize: 8 });
+    const direct = await clara.retrieve(questions, questions.map(() => compressed), 3);
+    const directAnswers = await clara.generateFromCompressed(questions, direct.selected, { maxTokens: 8 });
+    fromIndex.forEach((a, i) => {
+      expect(a.sources.map((s) => s.id)).toEqual(direct.indices[i].map((j) => `doc-${j}`));
+      a.sources.forEach((s, j) => expect(s.score).toBeCloseTo(direct.scores[i][direct.indices[i][j]], 5));
+      expect(a.answer).toBe(directAnswers[i]);
+      expect(a.timings.totalMs).toBeGreaterThan(0);
+    });
+    const hits = await index.search(questions, 5);
+    const recall = meanRecallAtK(hits.map((h, i) => ({ ranked: h.map((x) => x.index), positives: [i] })), 5);
+    expect(recall).toBeGreaterThanOrEqual(0);
+    expect(recall).toBeLessThanOrEqual(1);
+    await index.close();
+    await clara.dispose();
+  });
+
+  it("appends without recompressing what is there, and keeps the files consistent", async () => {
+    const dir = path.join(work, "grow.index");
+    const clara = await ClaraModel.load(checkpoint);
+    const index = await ClaraIndex.build(clara, docs.slice(0, 10), dir);
+    const before = fs.readFileSync(path.join(dir, "vectors.npz"));
+    await index.add(docs.slice(10, 14));
+    expect(index.size).toBe(14);
+    const reopened = await ClaraIndex.open(dir, clara);
+    expect(reopened.size).toBe(14);
+    expect(reopened.document(13).id).toBe("doc-13");
+    expect(fs.readFileSync(path.join(dir, "vectors.npz")).length).toBeGreaterThan(before.length);
+    await expect(index.add([{ id: "doc-3", text: "again" }])).rejects.toMatchObject({ code: "E_INVALID_ARGUMENT" });
+    await clara.dispose();
+  });
+
+  it("stores float16 vectors at half the size", async () => {
+    const clara = await ClaraModel.load(checkpoint);
+    const a = await ClaraIndex.build(clara, docs.slice(0, 8), path.join(work, "f32.index"));
+    const b = await ClaraIndex.build(clara, docs.slice(0, 8), path.join(work, "f16.index"), { dtype: "float16" });
+    const size = (d: string) => fs.statSync(path.join(d, "vectors.npz")).size;
+    expect(size(b.dir)).toBeLessThan(0.55 * size(a.dir));
+    const [ha] = await a.search([questions[0]], 3);
+    const [hb] = await b.search([questions[0]], 3);
+    expect(hb.map((h) => h.index)).toEqual(ha.map((h) => h.index));
+    await clara.dispose();
+  });
+
+  it("refuses an index built with another compression rate or compressor", async () => {
+    const dir = path.join(work, "example.index");
+    const other = await ClaraModel.create(base, { compressionRate: 16, docMaxLength: 64, seed: 3 });
+    await expect(ClaraIndex.open(dir, other)).rejects.toMatchObject({ code: "E_CHECKPOINT_MISMATCH", field: "compressionRate" });
+    await other.dispose();
+    const fresh = await ClaraModel.create(base, { compressionRate: 8, docMaxLength: 64, seed: 9 });
+    await expect(ClaraIndex.open(dir, fresh)).rejects.toMatchObject({ code: "E_CHECKPOINT_MISMATCH", field: "compressor" });
+    await fresh.dispose();
+  });
+});
