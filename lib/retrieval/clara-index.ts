@@ -44,6 +44,8 @@ export interface IndexMetadata {
   base: { source: string; fingerprint: string };
   /** Hash of everything that shapes a compressed vector: compressor adapter and memory rows. */
   compressor: string;
+  /** The checkpoint the index was built with (absolute path), when known. */
+  checkpoint?: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -80,8 +82,11 @@ export class ClaraIndex {
     return { ...this.metadata };
   }
 
-  /** Compresses `docs` in batches and writes a new index folder at `dir`. */
-  static async build(clara: ClaraModel, docs: IndexDocument[], dir: string, options: BuildOptions = {}): Promise<ClaraIndex> {
+  /**
+   * Compresses `docs` in batches and writes a new index folder at `dir`. `checkpoint` is recorded
+   * so tools can reopen the index with its model.
+   */
+  static async build(clara: ClaraModel, docs: IndexDocument[], dir: string, options: BuildOptions = {}, checkpoint?: string): Promise<ClaraIndex> {
     const now = new Date().toISOString();
     const meta: IndexMetadata = {
       format: INDEX_FORMAT,
@@ -94,6 +99,7 @@ export class ClaraIndex {
       dtype: options.dtype ?? "float32",
       base: { source: clara.model.files.source, fingerprint: clara.model.fingerprint() },
       compressor: await compressorFingerprint(clara),
+      ...(checkpoint ? { checkpoint: path.resolve(checkpoint) } : {}),
       createdAt: now,
       updatedAt: now,
     };
