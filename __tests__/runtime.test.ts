@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ClaraError, compute, matmulBenchmark, memoryInfo, mlxVersion, runtimeInfo, tensor } from "../lib";
-import { bfloat16ToFloat32, float32ToBfloat16 } from "../lib/tensor";
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from "../lib/tensor";
 
 const root = path.resolve(__dirname, "..");
 const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
@@ -124,7 +124,6 @@ describe("the MLX thread", () => {
 
 describe("half-precision conversions", () => {
   it("float32 -> float16 rounds like MLX's astype, and back exactly", async () => {
-    const { float32ToFloat16, float16ToFloat32 } = await import("../lib/tensor");
     const values = new Float32Array([0, -0, 1, -2.5, 0.1, 1 / 3, 65504, 70000, -1e-5, 6.1e-5, 3.14159, 1e-8, Infinity, -Infinity, 2049, 2051]);
     const ours = float32ToFloat16(values);
     const mlx = await compute("astype", [tensor("float32", [values.length], values)], { dtype: "float16" });

@@ -11,6 +11,7 @@
 #include "model_convert.h"
 #include "model_handle.h"
 #include "model_state.h"
+#include "train/data_parallel.h"
 
 namespace clara::binding {
 
@@ -136,11 +137,14 @@ Napi::Value ModelHandle::ClaraTrainStep(const Napi::CallbackInfo& info) {
   }
   ClaraSpec spec = to_clara_spec(env, o.Get("spec"));
   uint64_t seed = seed_option(o, "seed");
-  return thread(env).submit(env, [s = state_, batches, spec, seed] {
+  // Under data parallelism each rank passes the global index of its first micro-batch, so
+  // dropout draws the masks a single process would.
+  int micro_offset = int_option(o, "microOffset", 0, 0, 1 << 30);
+  return thread(env).submit(env, [s = state_, batches, spec, seed, micro_offset] {
     Model& m = s->get();
     Trainer& t = s->get_trainer();
     for (size_t i = 0; i < batches.size(); ++i) {
-      t.accumulate(stage_loss(m, batches[i], spec, true, dropout_key(seed, t.step(), static_cast<int>(i))));
+      t.accumulate(stage_loss(m, batches[i], spec, true, dropout_key(seed, t.step(), micro_offset + static_cast<int>(i))));
     }
     StepResult r = t.apply();
     return Completion([r](Napi::Env env) -> Napi::Value { return step_to_js(env, r); });
@@ -256,6 +260,30 @@ Napi::Value ModelHandle::IndexDrop(const Napi::CallbackInfo& info) {
   return thread(env).submit(env, [s = state_, name] {
     s->indexes.erase(name);
     return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+// meanOverRanks(values: number[]) -> number[]: the mean of each value over the trainer's ranks
+// (itself when training runs in one process): evaluation metrics reduced across ranks.
+Napi::Value ModelHandle::MeanOverRanks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw_invalid_argument(env, "values", "Expected an array of numbers for values");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<float> values;
+  for (uint32_t i = 0; i < a.Length(); ++i) values.push_back(a.Get(i).As<Napi::Number>().FloatValue());
+  return thread(env).submit(env, [s = state_, values] {
+    std::vector<float> out = values;
+    if (s->trainer && s->trainer->data_parallel() && !values.empty()) {
+      mx::array v(values.data(), {static_cast<int>(values.size())}, mx::float32);
+      mx::array mean = average_over_ranks({v}, *s->trainer->data_parallel())[0];
+      mean.eval();
+      out.assign(mean.data<float>(), mean.data<float>() + values.size());
+    }
+    return Completion([out](Napi::Env env) -> Napi::Value {
+      Napi::Array r = Napi::Array::New(env, out.size());
+      for (size_t i = 0; i < out.size(); ++i) r.Set(static_cast<uint32_t>(i), out[i]);
+      return r;
+    });
   });
 }
 

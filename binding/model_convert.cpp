@@ -137,6 +137,7 @@ Napi::Object step_to_js(Napi::Env env, const StepResult& r) {
   o.Set("lr", r.lr);
   o.Set("step", r.step);
   o.Set("parts", values_to_js(env, r.parts));
+  o.Set("allreduceSeconds", r.allreduce_seconds);
   return o;
 }
 

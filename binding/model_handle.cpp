@@ -5,6 +5,7 @@
 #include "convert.h"
 #include "model_convert.h"
 #include "model_state.h"
+#include "train/data_parallel.h"
 #include "errors.h"
 #include "model/generate.h"
 #include "model/llama.h"
@@ -41,6 +42,7 @@ Napi::Function ModelHandle::Define(Napi::Env env) {
                                        InstanceMethod("indexAdd", &ModelHandle::IndexAdd),
                                        InstanceMethod("indexSearch", &ModelHandle::IndexSearch),
                                        InstanceMethod("indexDrop", &ModelHandle::IndexDrop),
+                                       InstanceMethod("meanOverRanks", &ModelHandle::MeanOverRanks),
                                    });
   addon_state(env).model_class = Napi::Persistent(cls);
   return cls;
@@ -229,7 +231,8 @@ Napi::Value ModelHandle::CreateTrainer(const Napi::CallbackInfo& info) {
   Napi::Object o = object_arg(env, info[0], "options");
   std::vector<std::string> patterns = string_list_option(o, "trainable");
   TrainerConfig config = to_trainer_config(o);
-  return thread(env).submit(env, [s = state(env), patterns, config] {
+  std::string backend = string_option(o, "distributed", "");
+  return thread(env).submit(env, [s = state(env), patterns, config, backend] {
     Model& m = s->get();
     std::vector<std::string> names;
     for (const auto& n : m.parameter_names()) {
@@ -242,13 +245,18 @@ Napi::Value ModelHandle::CreateTrainer(const Napi::CallbackInfo& info) {
       }
     }
     s->trainer = std::make_unique<Trainer>(m, names, config);
+    if (!backend.empty()) s->trainer->enable_data_parallel(join_data_parallel(backend));
+    int rank = s->trainer->data_parallel() ? s->trainer->data_parallel()->rank() : 0;
+    int world = s->trainer->data_parallel() ? s->trainer->data_parallel()->size() : 1;
     auto count = std::make_shared<size_t>(0);
     for (const auto& n : names) *count += m.extra().at(n).size();
     size_t tensors = names.size();
-    return Completion([count, tensors](Napi::Env env) -> Napi::Value {
+    return Completion([count, tensors, rank, world](Napi::Env env) -> Napi::Value {
       Napi::Object out = Napi::Object::New(env);
       out.Set("parameters", static_cast<double>(*count));
       out.Set("tensors", static_cast<double>(tensors));
+      out.Set("rank", rank);
+      out.Set("worldSize", world);
       return out;
     });
   });
@@ -268,13 +276,13 @@ Napi::Value ModelHandle::LmTrainStep(const Napi::CallbackInfo& info) {
   }
   std::string adapter = string_option(o, "adapter", "");
   uint64_t seed = seed_option(o, "seed");
-  return thread(env).submit(env, [s = state(env), batches, adapter, seed] {
+  int micro_offset = int_option(o, "microOffset", 0, 0, 1 << 30);
+  return thread(env).submit(env, [s = state(env), batches, adapter, seed, micro_offset] {
     Model& m = s->get();
-    if (!s->trainer) throw Error("E_NO_TRAINER", "[train] call createTrainer() first");
-    Trainer& t = *s->trainer;
+    Trainer& t = s->get_trainer();
     for (size_t i = 0; i < batches.size(); ++i) {
       TokenBatch b = to_token_batch(batches[i]);
-      mx::array key = dropout_key(seed, t.step(), static_cast<int>(i));
+      mx::array key = dropout_key(seed, t.step(), micro_offset + static_cast<int>(i));
       t.accumulate([&](const Params& trainable) { return lm_loss(m, trainable, b, adapter, true, key); });
     }
     StepResult r = t.apply();

@@ -49,6 +49,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value IndexAdd(const Napi::CallbackInfo& info);
   Napi::Value IndexSearch(const Napi::CallbackInfo& info);
   Napi::Value IndexDrop(const Napi::CallbackInfo& info);
+  Napi::Value MeanOverRanks(const Napi::CallbackInfo& info);
 
   std::shared_ptr<ModelState> state_;
 };

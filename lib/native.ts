@@ -50,6 +50,8 @@ export interface NativeStepResult {
   step: number;
   /** Loss components, e.g. {ce, mse}, averaged over the micro-batches. */
   parts: Record<string, number>;
+  /** Seconds spent averaging gradients across ranks (0 in one process). */
+  allreduceSeconds: number;
 }
 
 export interface NativeAdapterInfo {
@@ -72,6 +74,8 @@ export interface NativeTrainerOptions {
   adamw?: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number };
   schedule?: { kind?: "cosine" | "constant"; lr?: number; minLrRatio?: number; warmupSteps?: number; totalSteps?: number };
   maxGradNorm?: number;
+  /** A distributed backend ("ring", "mpi", "jaccl", "nccl", "any") to average gradients over. */
+  distributed?: string;
 }
 
 export interface NativeOptimizerState {
@@ -94,8 +98,8 @@ export interface NativeModel {
   adapters(): Promise<NativeAdapterInfo[]>;
   getParameters(prefix?: string): Promise<NamedTensor[]>;
   setParameters(entries: NamedTensor[], options?: { adapters?: NativeAdapterInfo[] }): Promise<void>;
-  createTrainer(options: NativeTrainerOptions): Promise<{ parameters: number; tensors: number }>;
-  lmTrainStep(options: { microBatches: NativeBatch[]; adapter?: string; seed?: number }): Promise<NativeStepResult>;
+  createTrainer(options: NativeTrainerOptions): Promise<{ parameters: number; tensors: number; rank: number; worldSize: number }>;
+  lmTrainStep(options: { microBatches: NativeBatch[]; adapter?: string; seed?: number; microOffset?: number }): Promise<NativeStepResult>;
   lmLossAndGrad(options: { batch: NativeBatch; adapter?: string; train?: boolean; seed?: number }): Promise<{
     loss: number;
     tokens: number;
@@ -108,7 +112,16 @@ export interface NativeModel {
   // CLaRa (binding/model_clara.cpp)
   claraInit(options: { nMem: number; seed?: number }): Promise<void>;
   claraCompress(options: { docs: NativeBatch; spec: NativeClaraSpec; adapter?: string }): Promise<{ vectors: Tensor; mse: number }>;
-  claraTrainStep(options: { stage: "stage12" | "stage3"; microBatches: NativeStageBatch[]; spec: NativeClaraSpec; seed?: number }): Promise<NativeStepResult>;
+  claraTrainStep(options: {
+    stage: "stage12" | "stage3";
+    microBatches: NativeStageBatch[];
+    spec: NativeClaraSpec;
+    seed?: number;
+    /** Global index of the first micro-batch (data parallelism). */
+    microOffset?: number;
+  }): Promise<NativeStepResult>;
+  /** Mean of each value over the trainer's ranks. */
+  meanOverRanks(values: number[]): Promise<number[]>;
   claraEvalLoss(options: { stage: "stage12" | "stage3"; batch: NativeStageBatch; spec: NativeClaraSpec }): Promise<{
     loss: number;
     tokens: number;

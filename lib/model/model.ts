@@ -60,6 +60,8 @@ export interface TrainerOptions {
   beta1?: number;
   beta2?: number;
   eps?: number;
+  /** Average gradients over the ranks of this distributed backend (see clara-train launch). */
+  distributed?: string;
 }
 
 /** One micro-batch for the language-model loss: token sequences and which tokens are targets. */
@@ -215,7 +217,7 @@ export class Model {
   }
 
   /** Prepares the optimizer over `trainable`; returns the number of trainable values. */
-  createTrainer(options: TrainerOptions): Promise<{ parameters: number; tensors: number }> {
+  createTrainer(options: TrainerOptions): Promise<{ parameters: number; tensors: number; rank: number; worldSize: number }> {
     if (!Array.isArray(options.trainable) || options.trainable.length === 0) {
       throw invalidArgument("trainable", "a non-empty list of adapter or parameter names", options.trainable);
     }
@@ -230,6 +232,7 @@ export class Model {
         totalSteps: options.totalSteps,
       },
       maxGradNorm: options.maxGradNorm,
+      distributed: options.distributed,
     });
   }
 

@@ -39,6 +39,12 @@ export interface TrainOptions {
   resume?: boolean;
   /** Stops after the current update; a resumable checkpoint is written first. */
   signal?: AbortSignal;
+  /**
+   * Train data-parallel over MLX's distributed backend ("ring", "mpi", "jaccl", "nccl", "any"):
+   * each rank takes its slice of every global batch. Defaults to $CLARA_DISTRIBUTED, which
+   * `clara-train launch` sets.
+   */
+  distributed?: string;
   onEvent?: (event: TrainEvent) => void;
 }
 
@@ -136,7 +142,9 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   const evals: TrainSummary["evals"] = [];
   // Weights go back before the optimizer is made (setting parameters discards a trainer).
   const resumed = options.resume ? await restoreWeights(clara, options.out, plan.stage, config, history, evals) : null;
+  const distributed = options.distributed ?? process.env.CLARA_DISTRIBUTED ?? undefined;
   const trainable = await clara.model.createTrainer({
+    distributed: distributed || undefined,
     trainable: plan.trainable,
     lr: o.lr,
     schedule: o.schedule,
@@ -149,48 +157,70 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
     beta2: DEFAULTS.adamw.beta2,
     eps: DEFAULTS.adamw.eps,
   });
+  const { rank, worldSize } = trainable;
+  const perRank = batchSize / worldSize;
+  if (!Number.isInteger(perRank) || perRank % o.microBatchSize !== 0) {
+    throw new ClaraError(
+      "E_INVALID_ARGUMENT",
+      `the global batch (${batchSize}) must divide by the number of ranks (${worldSize}) into slices that divide by microBatchSize (${o.microBatchSize})`,
+      { field: "batchSize" },
+    );
+  }
+  const leader = rank === 0;
   let step = 0;
   if (resumed) {
     await clara.handle.setOptimizerState(resumed.optimizer);
     step = resumed.step;
   }
   fs.mkdirSync(path.dirname(path.resolve(options.out)), { recursive: true });
-  const emit = (e: TrainEvent) => options.onEvent?.(e);
+  // Only rank 0 reports and writes; every rank computes.
+  const emit = (e: TrainEvent) => {
+    if (leader) options.onEvent?.(e);
+  };
   emit({ type: "start", stage: plan.stage, step, totalSteps, examples: plan.train.length, evalExamples: plan.eval.length, trainable });
 
   const orderFor = (epoch: number) => new Random(subSeed(o.seed, `epoch-${epoch}`)).shuffle(plan.train.map((_, i) => i));
   const spec = clara.spec(plan.k);
   const save = async (complete: boolean) => {
+    if (!leader) return;
     await clara.save(options.out, { stage: plan.stage, step, complete, config, progress: { history, evals } });
     writeOptimizerState(options.out, await clara.model.optimizerState());
     emit({ type: "checkpoint", stage: plan.stage, step, path: options.out, complete });
   };
   const evaluate = async () => {
     if (plan.eval.length === 0) return;
+    // Each rank evaluates every worldSize-th example; the sums are reduced across ranks.
     let loss = 0;
     const parts: Record<string, number> = {};
-    for (let i = 0; i < plan.eval.length; i++) {
+    for (let i = rank; i < plan.eval.length; i += worldSize) {
       const r = await clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch: plan.batch([plan.eval[i]], [-1 - i]), spec });
       loss += r.loss;
       for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
     }
-    for (const k of Object.keys(parts)) parts[k] /= plan.eval.length;
-    evals.push({ step, loss: loss / plan.eval.length, parts });
-    emit({ type: "eval", stage: plan.stage, step, loss: loss / plan.eval.length, parts, examples: plan.eval.length });
+    const names = Object.keys(parts).sort();
+    const [total, ...sums] = (await clara.handle.meanOverRanks([loss, ...names.map((k) => parts[k])])).map((v) => (v * worldSize) / plan.eval.length);
+    const mean = Object.fromEntries(names.map((k, i) => [k, sums[i]]));
+    evals.push({ step, loss: total, parts: mean });
+    emit({ type: "eval", stage: plan.stage, step, loss: total, parts: mean, examples: plan.eval.length });
+  };
+  // Ranks stop together: a stop request on any rank stops all after the same update.
+  const stopRequested = async () => {
+    const local = options.signal?.aborted ? 1 : 0;
+    return worldSize === 1 ? local === 1 : (await clara.handle.meanOverRanks([local]))[0] > 0;
   };
 
   const started = performance.now();
   const firstStep = step;
   let interrupted = false;
   while (step < totalSteps) {
-    if (options.signal?.aborted) {
+    if (await stopRequested()) {
       interrupted = true;
       break;
     }
     const epoch = Math.floor(step / stepsPerEpoch);
     const order = orderFor(epoch);
     const offset = (step % stepsPerEpoch) * batchSize;
-    const indices = order.slice(offset, offset + batchSize);
+    const indices = order.slice(offset, offset + batchSize).slice(rank * perRank, (rank + 1) * perRank);
     const microBatches: NativeStageBatch[] = [];
     for (let m = 0; m < indices.length; m += o.microBatchSize) {
       const idx = indices.slice(m, m + o.microBatchSize);
@@ -199,7 +229,13 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
     const t0 = performance.now();
     let r: NativeStepResult;
     try {
-      r = await clara.handle.claraTrainStep({ stage: plan.nativeStage, microBatches, spec, seed: o.seed });
+      r = await clara.handle.claraTrainStep({
+        stage: plan.nativeStage,
+        microBatches,
+        spec,
+        seed: o.seed,
+        microOffset: (rank * perRank) / o.microBatchSize,
+      });
     } catch (err) {
       if (err instanceof ClaraError && err.code === "E_NONFINITE") {
         throw new ClaraError(

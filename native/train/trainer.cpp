@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <chrono>
 #include <cmath>
 
 #include "common/error.h"
@@ -92,10 +93,34 @@ MicroBatchResult Trainer::accumulate(const LossFunction& loss) {
   return result;
 }
 
+void Trainer::enable_data_parallel(DataParallel dp) {
+  std::vector<mx::array> params;
+  for (const auto& n : names_) params.push_back(model_.extra().at(n));
+  check_identical(params, dp);
+  dp_ = std::move(dp);
+}
+
 StepResult Trainer::apply() {
   if (micro_batches_ == 0) invalid_argument("trainer", "apply() before any accumulate()");
   std::vector<mx::array> grads;
   for (const auto& g : grad_sum_) grads.push_back(mx::divide(g, mx::array(static_cast<float>(micro_batches_), g.dtype())));
+  double allreduce_seconds = 0;
+  if (dp_) {
+    // Every rank ran the same number of micro-batches, so the mean of the ranks' means is the
+    // mean over the global batch: the update equals the single-process one (before clipping).
+    mx::eval(grads);
+    auto t0 = std::chrono::steady_clock::now();
+    grads = average_over_ranks(grads, *dp_);
+    mx::eval(grads);
+    allreduce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::vector<mx::array> logged{mx::array(static_cast<float>(loss_sum_ / micro_batches_)), mx::array(static_cast<float>(token_sum_))};
+    for (const auto& [_, v] : part_sums_) logged.push_back(mx::array(static_cast<float>(v / micro_batches_)));
+    logged = average_over_ranks(logged, *dp_);
+    mx::eval(logged);
+    loss_sum_ = logged[0].item<float>() * micro_batches_;
+    token_sum_ = logged[1].item<float>() * dp_->size();
+    for (size_t i = 0; i < part_sums_.size(); ++i) part_sums_[i].second = logged[2 + i].item<float>() * micro_batches_;
+  }
   mx::array norm = global_norm(grads);
   mx::eval(norm);
   float norm_value = norm.item<float>();
@@ -119,6 +144,7 @@ StepResult Trainer::apply() {
   r.grad_norm = norm_value;
   r.lr = lr;
   r.step = state_.step;
+  r.allreduce_seconds = allreduce_seconds;
   for (const auto& [name, total] : part_sums_) r.parts.emplace_back(name, total / micro_batches_);
   reset_accumulation();
   return r;

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "train/adamw.h"
 #include "train/losses.h"
+#include "train/data_parallel.h"
 #include "train/schedule.h"
 
 namespace clara {
@@ -47,6 +48,7 @@ struct StepResult {
   float lr = 0;
   int step = 0;         // optimizer updates done, this one included
   NamedValues parts;    // each component's mean over the micro-batches
+  double allreduce_seconds = 0;  // time spent averaging gradients across ranks
 };
 
 class Trainer {
@@ -54,6 +56,11 @@ class Trainer {
   // `trainable`: flat names in model.extra(). Their values are read from and written back to
   // the model, so the model always holds the current weights.
   Trainer(Model& model, std::vector<std::string> trainable, TrainerConfig config);
+
+  // Averages gradients (and reported losses) over the ranks of `dp` from now on, after checking
+  // that every rank starts from the same weights.
+  void enable_data_parallel(DataParallel dp);
+  const std::optional<DataParallel>& data_parallel() const { return dp_; }
 
   const std::vector<std::string>& trainable() const { return names_; }
   const TrainerConfig& config() const { return config_; }
@@ -78,6 +85,7 @@ class Trainer {
   double loss_sum_ = 0;
   double token_sum_ = 0;
   NamedValues part_sums_;
+  std::optional<DataParallel> dp_;
 
   void reset_accumulation();
 };
