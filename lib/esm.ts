@@ -14,8 +14,8 @@ export async function importEsm(specifier: string): Promise<any> {
   try {
     return await nativeImport(specifier);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING") throw e;
-    const loader = (vm.constants as { USE_MAIN_CONTEXT_DEFAULT_LOADER?: symbol } | undefined)?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+    if (!String((e as NodeJS.ErrnoException).code).startsWith("ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING")) throw e;
+    const loader = (vm.constants as unknown as { USE_MAIN_CONTEXT_DEFAULT_LOADER?: symbol } | undefined)?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
     if (!loader) throw e;
     mainContextImport ??= vm.runInThisContext("(m) => import(m)", { importModuleDynamically: loader as never });
     return mainContextImport!(pathToFileURL(require.resolve(specifier)).href);

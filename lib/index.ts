@@ -32,3 +32,5 @@ export {
 } from "./data/records";
 export { deriveInstructionRecords, deriveEndToEndRecords } from "./data/derive";
 export * as metrics from "./eval/metrics";
+export { ClaraIndex, type Answer, type IndexDocument } from "./retrieval/clara-index";
+export { loadReferenceClara, convertReferenceCheckpoint } from "./clara/reference-checkpoint";

@@ -420,6 +420,10 @@ export class ZipReader {
   }
 
   private inflated(m: ZipMember): Uint8Array {
+    // deflate expands at most ~1032:1; a larger claim is a corrupt (or hostile) directory
+    if (m.size > 0xffffffff || m.size > 1032 * m.compressedSize + 1024) {
+      throw this.error(`member '${m.name}' claims to inflate from ${m.compressedSize} to ${m.size} bytes: the archive is corrupt`, m.name);
+    }
     const packed = this.readAt(this.dataOffset(m), m.compressedSize, m.name);
     let out: Uint8Array;
     try {
@@ -703,9 +707,11 @@ class Unpickler {
         case OP.EMPTY_TUPLE:
           this.stack.push(tuple([]));
           break;
-        case OP.TUPLE:
-          this.stack.push(tuple(this.popMark()));
+        case OP.TUPLE: {
+          const items = this.popMark(); // before reading this.stack, which popMark replaces
+          this.stack.push(tuple(items));
           break;
+        }
         case OP.TUPLE1:
           this.stack.push(tuple([this.pop()]));
           break;

@@ -15,8 +15,8 @@ export interface BarDatum {
   value: number;
 }
 
-// vega and vega-lite are ESM with top-level await: they cannot be require()d, only imported.
-
+// vega and vega-lite are ESM with top-level await: they cannot be require()d, only imported
+// (importEsm, which also works inside jest).
 async function renderPng(spec: object, width = 960): Promise<Uint8Array> {
   const vega = await importEsm("vega");
   const vl = await importEsm("vega-lite");

@@ -1,0 +1,274 @@
+// results/final_report.md: tables comparing stages and scenarios, the untrained model's scores
+// as a reference line, PNG charts (lib/report/plot.ts) and the training curves, from the
+// results/<label>_eval.json files the suite writes.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { writeFileAtomic } from "../io/atomic";
+import { barChartPng, writePng, type BarDatum } from "../report/plot";
+import { QA_CATEGORIES } from "./qa-set";
+import type { AnswerAggregate, AnswerScenario } from "./scenarios";
+import type { ModelEvaluation } from "./suite";
+
+export const REPORT_FILE = "final_report.md";
+
+/** Scenario keys in report order, with their labels. */
+const ANSWER_ROWS: Array<{ key: string; label: string }> = [
+  { key: "zero_shot", label: "1. zero-shot (base, no context)" },
+  { key: "bm25+raw", label: "2. RAG: BM25 + raw text (base)" },
+  { key: "bm25+compressed", label: "2. RAG: BM25 + compressed (CLaRa)" },
+  { key: "clara+compressed", label: "2. RAG: query reasoner + compressed (CLaRa)" },
+  { key: "clara+raw", label: "2. RAG: query reasoner + raw text (base)" },
+];
+
+const SHORT: Record<string, string> = {
+  zero_shot: "zero-shot",
+  "bm25+raw": "BM25+raw",
+  "bm25+compressed": "BM25+compressed",
+  "clara+compressed": "CLaRa+compressed",
+  "clara+raw": "CLaRa+raw",
+};
+
+/** Every results/*_eval.json in `outDir`, stages in order, then the untrained one. */
+export function loadEvaluations(outDir: string): ModelEvaluation[] {
+  if (!fs.existsSync(outDir)) return [];
+  const order = (l: string) => (l === "untrained" ? 9 : Number(l.replace(/\D/g, "")) || 8);
+  return fs
+    .readdirSync(outDir)
+    .filter((f) => /_eval\.json$/.test(f))
+    .map((f) => JSON.parse(fs.readFileSync(path.join(outDir, f), "utf8")) as ModelEvaluation)
+    .filter((e) => e && e.format === "clara-mlx-eval")
+    .sort((a, b) => order(a.label) - order(b.label));
+}
+
+function answerScenario(e: ModelEvaluation, key: string): AnswerScenario | undefined {
+  return key === "zero_shot" ? e.scenarios.zero_shot : e.scenarios.rag.variants[key];
+}
+
+const f3 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(3));
+const f0 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "–" : Math.round(x).toString());
+
+function cell(a: AnswerAggregate | undefined): string {
+  return a ? `${f3(a.f1)} / ${f3(a.acc)} / ${f3(a.em)}` : "–";
+}
+
+function table(header: string[], rows: string[][]): string {
+  return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+/** The markdown report (pure: no files read or written). */
+export function formatReport(o: {
+  evaluations: ModelEvaluation[];
+  untrained?: ModelEvaluation;
+  charts: Array<{ title: string; file: string }>;
+  trainingCurves: Array<{ stage: string; file: string }>;
+  chartError?: string;
+}): string {
+  const evs = o.evaluations;
+  const all = o.untrained ? [...evs, o.untrained] : evs;
+  const ref = all[0];
+  if (!ref) return "# CLaRa evaluation\n\nNo results yet: run `clara-eval run --checkpoint <stageN.npz>`.\n";
+  const d = ref.document;
+  const c = ref.config;
+  const lines: string[] = [];
+  lines.push(`# CLaRa evaluation on "${d.title || d.name}"`);
+  lines.push("");
+  lines.push(
+    `PDF \`${d.file}\`: ${d.pages} pages, ${d.sections} sections, ${ref.index.chunks} chunks of at most ${c.docMaxLength} tokens ` +
+      `(compressed to n = ${c.nMem} memory vectors each, rate ${c.compressionRate}). ` +
+      `${ref.questions.n} questions from \`${ref.questions.file}\` (${Object.entries(ref.questions.sources).map(([k, v]) => `${v} ${k}`).join(", ")}); ` +
+      `top-k = ${c.k}; greedy answers of at most ${c.maxNewTokens} tokens. Base model \`${(c.base as { source: string }).source}\`` +
+      ` on ${(c.runtime as { backend: string; deviceName: string }).backend}${(c.runtime as { deviceName: string }).deviceName ? ` (${(c.runtime as { deviceName: string }).deviceName})` : ""}.`,
+  );
+  lines.push("");
+  if (o.untrained) {
+    const u = o.untrained;
+    const bm = u.scenarios.rag.variants["bm25+compressed"]?.aggregate.overall;
+    lines.push(
+      `**Untrained model for comparison** (a fresh CLaRa model on the same base: adapters at initialisation, new memory-token rows): ` +
+        `BM25 + compressed F1 ${f3(bm?.f1)}, ACC ${f3(bm?.acc)}, EM ${f3(bm?.em)}; ` +
+        `reconstruction ROUGE-L ${f3(u.scenarios.compression.aggregate.rougeL)}, cosine ${f3(u.scenarios.compression.aggregate.cosine)}, MSE ${f3(u.scenarios.compression.aggregate.mse)}.`,
+    );
+    lines.push("");
+  }
+  const evidence = ref.questions.evidence;
+  const matched = evidence.filter((e) => e.match === "text").length;
+  lines.push(
+    `Scores are means over all questions (spec §4.1: SQuAD normalisation, first gold answer, yes/no rule). ACC is Cover-EM. ` +
+      `With ${ref.questions.n} questions the standard error of a mean F1 is about ${f3(evs[0]?.scenarios.zero_shot.aggregate.overall.se.f1)}; ` +
+      `smaller differences are noise. The evidence sentence was found verbatim in a chunk for ${matched} of ${evidence.length} questions.`,
+  );
+  lines.push("");
+
+  const cols = all.map((e) => e.label);
+  lines.push("## Answers: F1 / ACC / EM by scenario and stage");
+  lines.push("");
+  lines.push(
+    table(
+      ["Scenario", ...cols],
+      ANSWER_ROWS.filter((r) => all.some((e) => answerScenario(e, r.key))).map((r) => [r.label, ...all.map((e) => cell(answerScenario(e, r.key)?.aggregate.overall))]),
+    ),
+  );
+  lines.push("");
+  lines.push(
+    "Zero-shot and raw-text answers come from the base model without adapters; they are the same for every stage " +
+      "(and computed once). Stage 1 and 2 checkpoints have no query reasoner, so their RAG rows use BM25 only.",
+  );
+  lines.push("");
+
+  lines.push("## Retrieval: recall of the evidence chunk");
+  lines.push("");
+  const rrows: string[][] = [];
+  for (const e of all) {
+    for (const r of ["bm25", "clara"] as const) {
+      const s = e.scenarios.rag.retrieval[r];
+      if (s) rrows.push([e.label, r === "bm25" ? "BM25 (text)" : "query reasoner (compressed)", f3(s.overall["recall@1"]), f3(s.overall["recall@3"]), f3(s.overall["recall@5"]), f0(s.latencyMs)]);
+    }
+  }
+  lines.push(table(["Model", "Retriever", "R@1", "R@3", "R@5", "ms/query"], rrows));
+  lines.push("");
+
+  lines.push("## Compression quality (scenario 3)");
+  lines.push("");
+  lines.push(
+    table(
+      ["Model", "chunks", "MSE (mean mem vs mean doc)", "cosine (mean-pooled)", "ROUGE-L", "token F1", "tokens per memory vector"],
+      all.map((e) => {
+        const a = e.scenarios.compression.aggregate;
+        return [e.label, String(a.n), f3(a.mse), f3(a.cosine), f3(a.rougeL), f3(a.tokenF1), a.compressionRatio.toFixed(1)];
+      }),
+    ),
+  );
+  lines.push("");
+  lines.push(
+    `Each section's first chunk is compressed and reconstructed with the paraphrase prompt; cosine compares the base model's ` +
+      `mean-pooled final states of the original and the reconstruction.`,
+  );
+  lines.push("");
+
+  lines.push("## Efficiency");
+  lines.push("");
+  const erows: string[][] = [];
+  for (const e of all) {
+    for (const r of ANSWER_ROWS) {
+      const a = answerScenario(e, r.key)?.aggregate.overall;
+      if (a) erows.push([e.label, SHORT[r.key], f0(a.latencyMs), f0(a.contextTokens), a.avgOutputLength.toFixed(1)]);
+    }
+  }
+  lines.push(table(["Model", "Scenario", "latency ms/question", "context tokens", "answer words"], erows));
+  lines.push("");
+  lines.push(
+    `Context tokens: n·k memory tokens for compressed chunks, the chunks' own tokens for raw text. ` +
+      `Chunk compression (the index) took ${all.map((e) => `${e.label} ${f0(e.index.compressMs)} ms`).join(", ")}.`,
+  );
+  lines.push("");
+
+  lines.push("## By category (F1 / ACC / EM)");
+  for (const e of all) {
+    lines.push("");
+    lines.push(`### ${e.label}`);
+    lines.push("");
+    const keys = ANSWER_ROWS.filter((r) => answerScenario(e, r.key));
+    lines.push(
+      table(
+        ["Category", "n", ...keys.map((k) => SHORT[k.key])],
+        QA_CATEGORIES.filter((cat) => e.scenarios.zero_shot.aggregate.byCategory[cat]).map((cat) => [
+          cat,
+          String(e.scenarios.zero_shot.aggregate.byCategory[cat]!.n),
+          ...keys.map((k) => cell(answerScenario(e, k.key)?.aggregate.byCategory[cat])),
+        ]),
+      ),
+    );
+  }
+  lines.push("");
+
+  if (o.charts.length || o.chartError) {
+    lines.push("## Charts");
+    lines.push("");
+    for (const ch of o.charts) lines.push(`![${ch.title}](${ch.file})`, "");
+    if (o.chartError) lines.push(`Charts could not be drawn: ${o.chartError}`, "");
+  }
+  if (o.trainingCurves.length) {
+    lines.push("## Training curves");
+    lines.push("");
+    for (const t of o.trainingCurves) lines.push(`![${t.stage} training loss](${t.file})`, "");
+  }
+  lines.push("## Example answers");
+  lines.push("");
+  const last = evs[evs.length - 1] ?? ref;
+  const best = last.scenarios.rag.variants["clara+compressed"] ?? last.scenarios.rag.variants["bm25+compressed"];
+  if (best) {
+    lines.push(
+      table(
+        ["Question", "Reference", `${last.label} (${best.retriever}+compressed)`, "F1"],
+        best.rows.slice(0, 5).map((r) => [esc(r.question), esc(r.reference), esc(r.prediction.slice(0, 160)), f3(r.f1)]),
+      ),
+    );
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+function esc(s: string): string {
+  return s.replace(/\|/g, "\\|").replace(/\s+/g, " ");
+}
+
+/** Bar data: one group per scenario, one bar (and colour) per model. */
+function bars(all: ModelEvaluation[], metric: "f1" | "acc"): BarDatum[] {
+  const out: BarDatum[] = [];
+  for (const e of all) {
+    for (const r of ANSWER_ROWS) {
+      const a = answerScenario(e, r.key)?.aggregate.overall;
+      if (a) out.push({ group: SHORT[r.key], label: e.label, value: a[metric] });
+    }
+  }
+  return out;
+}
+
+/** Draws the charts and writes final_report.md; returns its path and the chart files. */
+export async function writeEvaluationReport(o: {
+  outDir: string;
+  evaluations: ModelEvaluation[];
+  untrained?: ModelEvaluation;
+  trainingCurves?: Array<{ stage: string; pngPath: string }>;
+}): Promise<{ reportPath: string; charts: string[] }> {
+  fs.mkdirSync(o.outDir, { recursive: true });
+  const all = o.untrained ? [...o.evaluations, o.untrained] : o.evaluations;
+  const charts: Array<{ title: string; file: string }> = [];
+  let chartError: string | undefined;
+  if (all.length) {
+    try {
+      const draw = async (file: string, title: string, png: Promise<Uint8Array>) => {
+        await writePng(path.join(o.outDir, file), png);
+        charts.push({ title, file });
+      };
+      await draw("eval_f1.png", "Answer F1 by scenario and stage", barChartPng({ title: "Answer F1 by scenario and model", yLabel: "F1", data: bars(all, "f1") }));
+      await draw("eval_acc.png", "Answer ACC (Cover-EM) by scenario and stage", barChartPng({ title: "Answer ACC (Cover-EM) by scenario and model", yLabel: "ACC", data: bars(all, "acc") }));
+      const rec: BarDatum[] = [];
+      for (const e of all) {
+        for (const r of ["bm25", "clara"] as const) {
+          const s = e.scenarios.rag.retrieval[r];
+          if (s) for (const k of [1, 3, 5]) rec.push({ group: `${r === "bm25" ? "BM25" : "CLaRa"} R@${k}`, label: e.label, value: s.overall[`recall@${k}`] });
+        }
+      }
+      await draw("eval_retrieval.png", "Recall of the evidence chunk", barChartPng({ title: "Recall of the evidence chunk", yLabel: "recall", data: rec }));
+      const comp: BarDatum[] = all.flatMap((e) => {
+        const a = e.scenarios.compression.aggregate;
+        return [
+          { group: "cosine", label: e.label, value: a.cosine },
+          { group: "ROUGE-L", label: e.label, value: a.rougeL },
+          { group: "token F1", label: e.label, value: a.tokenF1 },
+        ];
+      });
+      await draw("eval_compression.png", "Reconstruction quality", barChartPng({ title: "Reconstruction quality", yLabel: "score", data: comp }));
+    } catch (e) {
+      chartError = (e as Error).message;
+    }
+  }
+  const curves = (o.trainingCurves ?? [])
+    .filter((t) => fs.existsSync(t.pngPath))
+    .map((t) => ({ stage: t.stage, file: path.relative(o.outDir, t.pngPath).split(path.sep).join("/") }));
+  const reportPath = path.join(o.outDir, REPORT_FILE);
+  writeFileAtomic(reportPath, Buffer.from(formatReport({ evaluations: o.evaluations, untrained: o.untrained, charts, trainingCurves: curves, chartError }) + "\n", "utf8"));
+  return { reportPath, charts: charts.map((c) => path.join(o.outDir, c.file)) };
+}

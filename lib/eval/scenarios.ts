@@ -1,0 +1,482 @@
+// The three evaluation scenarios on a PDF, for one CLaRa model (spec §4; issue 6):
+//   1. zero-shot: the base model answers the question alone (no adapter, no context);
+//   2. RAG over the PDF's chunks: top-k by BM25 over the text and, with a query_reasoner
+//      adapter (stage 3), by CLaRa's query reasoner over the compressed chunks; answered by the
+//      CLaRa generator from the compressed chunks and, as the reference, by the base model
+//      reading the same chunks as raw text (the paper's "LLM w/ retrieval" baseline);
+//   3. compression quality: a chunk per section compressed, then reconstructed with the
+//      paraphrase prompt; MSE of mean memory vs mean document states (the compressor's own
+//      term), cosine of the base model's mean-pooled embeddings of original vs reconstruction,
+//      ROUGE-L and token F1.
+// Answers are scored by metrics.ts (SQuAD normalisation, the reference's quirks), per category
+// and overall, with latency per question and the context length the reader saw.
+//
+// The base model reads prompts through its own chat template, greedy. Its answers do not depend
+// on the checkpoint, so an AnswerCache shares them between the stages of one suite run.
+
+import { performance } from "node:perf_hooks";
+import { ClaraError } from "../errors";
+import { escapeSpecialTokens } from "../data/escape";
+import { ADAPTERS, concatRows, sliceRows, type ClaraModel } from "../clara/clara-model";
+import { SYSTEM_PROMPTS } from "../clara/templates";
+import type { Tensor } from "../tensor";
+import { Bm25 } from "./bm25";
+import { evidenceChunks, chunkSections, type Chunk, type EvidenceMatch } from "./chunks";
+import { coverExactMatch, exactMatch, f1Score, keywordMatch, pySplit, recallAtK, rougeL, tokenF1 } from "./metrics";
+import type { ExtractedPdf } from "./pdf";
+import { QA_CATEGORIES, type QaCategory, type QaItem } from "./qa-set";
+
+/** The zero-shot system prompt (ours: the reference's answer prompt speaks of documents). */
+export const ZERO_SHOT_SYSTEM = "You are a helpful assistant. Your task is to answer questions as briefly as possible.";
+export const RECALL_KS = [1, 3, 5] as const;
+
+export interface ScenarioOptions {
+  /** Chunks per question in RAG (default 5). */
+  k?: number;
+  /** Greedy answer length for every reader (default 64, the reference's stage-3 value). */
+  maxNewTokens?: number;
+  /** Reconstruction length; default min(docMaxLength + 32, 1.25 * chunk tokens + 16). */
+  reconstructionMaxTokens?: number;
+  /** Which chunks scenario 3 reconstructs: the first of each section (default) or all. */
+  compressionChunks?: "first-per-section" | "all";
+  cache?: AnswerCache;
+  onProgress?: (message: string) => void;
+}
+
+/** Base-model answers by prompt, shared across the stages of a run (same base, same answer). */
+export type AnswerCache = Map<string, { text: string; ms: number; promptTokens: number }>;
+
+// ---------------------------------------------------------------------------------------
+// Corpus: chunks, questions, and which chunks hold each question's evidence
+
+export interface Corpus {
+  document: { file: string; name: string; title: string; pages: number; sha256: string; sections: number };
+  chunks: Chunk[];
+  questions: QaItem[];
+  /** Per question: indices of the chunks holding its evidence. */
+  positives: number[][];
+  evidenceMatch: EvidenceMatch[];
+}
+
+function esc(text: string): string {
+  return escapeSpecialTokens(text);
+}
+
+/** Chunks of at most docMaxLength tokens of the model's tokenizer, and the evidence chunks. */
+export function buildCorpus(doc: ExtractedPdf, questions: QaItem[], clara: ClaraModel): Corpus {
+  const tok = clara.model.tokenizer;
+  const chunks = chunkSections(doc.sections, { maxTokens: clara.docMaxLength, countTokens: (t) => tok.encode(esc(t)).length });
+  if (chunks.length === 0) throw new ClaraError("E_PDF", `${doc.file}: no text to evaluate on after extraction`, { file: doc.file, field: "text" });
+  const matches = questions.map((q) => evidenceChunks(chunks, q.evidence));
+  return {
+    document: { file: doc.file, name: doc.name, title: doc.title, pages: doc.pages, sha256: doc.sha256, sections: doc.sections.length },
+    chunks,
+    questions,
+    positives: matches.map((m) => m.indices),
+    evidenceMatch: matches.map((m) => m.match),
+  };
+}
+
+export interface CompressedChunks {
+  /** [N, n, H] */
+  vectors: Tensor;
+  /** The compressor's MSE-of-means term per chunk. */
+  mse: number[];
+  ms: number;
+}
+
+/** Compresses every chunk (one at a time, so each gets its own MSE term). */
+export async function compressChunks(clara: ClaraModel, chunks: Chunk[]): Promise<CompressedChunks> {
+  const t0 = performance.now();
+  const parts: Tensor[] = [];
+  const mse: number[] = [];
+  for (const c of chunks) {
+    const r = await clara.handle.claraCompress({ docs: clara.encoderBatch([esc(c.text)]), spec: clara.spec(1) });
+    parts.push(r.vectors); // [1, n, H]
+    mse.push(r.mse);
+  }
+  return { vectors: concatRows(parts), mse, ms: performance.now() - t0 };
+}
+
+// ---------------------------------------------------------------------------------------
+// Answer rows and their aggregates
+
+export interface AnswerRow {
+  id: string;
+  category: QaCategory;
+  question: string;
+  reference: string;
+  prediction: string;
+  em: number;
+  f1: number;
+  /** Cover-EM, the paper's "ACC". */
+  acc: number;
+  keyword: number;
+  /** Words in the prediction. */
+  words: number;
+  /** Retrieval + generation, milliseconds. */
+  latencyMs: number;
+  retrievalMs?: number;
+  /** Context the reader saw: memory tokens (n·k) or the raw chunks' tokens. */
+  contextTokens: number;
+  promptTokens?: number;
+  /** Served from the cache (same base-model prompt in an earlier stage). */
+  cached?: boolean;
+  retrieved?: number[];
+  positives?: number[];
+  recall?: Record<string, number>;
+}
+
+export interface AnswerAggregate {
+  n: number;
+  em: number;
+  f1: number;
+  acc: number;
+  keyword: number;
+  avgOutputLength: number;
+  latencyMs: number;
+  contextTokens: number;
+  /** Standard errors of the means of F1 and ACC. */
+  se: { f1: number; acc: number };
+  recall?: Record<string, number>;
+}
+
+export interface AnswerScenario {
+  description: string;
+  reader: "base model (no adapter)" | "CLaRa generator";
+  retriever?: "bm25" | "clara";
+  rows: AnswerRow[];
+  aggregate: { overall: AnswerAggregate; byCategory: Partial<Record<QaCategory, AnswerAggregate>> };
+}
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+function se(xs: number[]): number {
+  if (xs.length < 2) return 0;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1) / xs.length);
+}
+
+function aggregateRows(rows: AnswerRow[]): AnswerAggregate {
+  const agg: AnswerAggregate = {
+    n: rows.length,
+    em: mean(rows.map((r) => r.em)),
+    f1: mean(rows.map((r) => r.f1)),
+    acc: mean(rows.map((r) => r.acc)),
+    keyword: mean(rows.map((r) => r.keyword)),
+    avgOutputLength: mean(rows.map((r) => r.words)),
+    latencyMs: mean(rows.map((r) => r.latencyMs)),
+    contextTokens: mean(rows.map((r) => r.contextTokens)),
+    se: { f1: se(rows.map((r) => r.f1)), acc: se(rows.map((r) => r.acc)) },
+  };
+  if (rows.length && rows.every((r) => r.recall)) {
+    agg.recall = Object.fromEntries(RECALL_KS.map((k) => [`@${k}`, mean(rows.map((r) => r.recall![`@${k}`]))]));
+  }
+  return agg;
+}
+
+export function aggregate(rows: AnswerRow[]): AnswerScenario["aggregate"] {
+  const byCategory: Partial<Record<QaCategory, AnswerAggregate>> = {};
+  for (const c of QA_CATEGORIES) {
+    const rs = rows.filter((r) => r.category === c);
+    if (rs.length) byCategory[c] = aggregateRows(rs);
+  }
+  return { overall: aggregateRows(rows), byCategory };
+}
+
+function score(q: QaItem, prediction: string, extra: Omit<AnswerRow, "id" | "category" | "question" | "reference" | "prediction" | "em" | "f1" | "acc" | "keyword" | "words">): AnswerRow {
+  const gold = q.reference_answer;
+  return {
+    id: q.id,
+    category: q.category,
+    question: q.question,
+    reference: gold,
+    prediction,
+    em: exactMatch(prediction, gold) ? 1 : 0,
+    f1: f1Score(prediction, gold),
+    acc: coverExactMatch(prediction, gold) ? 1 : 0,
+    keyword: q.keywords.length ? keywordMatch(prediction, q.keywords) : 0,
+    words: pySplit(prediction).length,
+    ...extra,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Readers
+
+/** Chat-template token ids of a system + user turn (plain text if the model has no template). */
+function chatIds(clara: ClaraModel, system: string, user: string): number[] {
+  const tok = clara.model.tokenizer;
+  let text: string;
+  try {
+    text = tok.applyChatTemplate(
+      [
+        { role: "system", content: system },
+        { role: "user", content: user },
+      ],
+      { addGenerationPrompt: true },
+    );
+  } catch (e) {
+    if (!(e instanceof ClaraError) || e.code !== "E_TOKENIZER") throw e;
+    text = `${system}\n\n${user}\nAnswer:`;
+  }
+  return tok.encode(text);
+}
+
+/** The base model (no adapter), greedy, through the cache. */
+async function baseAnswer(clara: ClaraModel, system: string, user: string, o: Required<Pick<ScenarioOptions, "maxNewTokens">> & ScenarioOptions) {
+  const ids = chatIds(clara, system, user);
+  const key = `${clara.model.fingerprint()}|${o.maxNewTokens}|${ids.join(",")}`;
+  const hit = o.cache?.get(key);
+  if (hit) return { ...hit, cached: true };
+  const t0 = performance.now();
+  const g = await clara.model.generate([ids], { maxTokens: o.maxNewTokens, temperature: 0 });
+  const r = { text: g.texts[0].trim(), ms: performance.now() - t0, promptTokens: ids.length };
+  o.cache?.set(key, r);
+  return { ...r, cached: false };
+}
+
+/** The CLaRa generator reading compressed chunks [k, n, H]. */
+async function compressedAnswer(clara: ClaraModel, question: string, selected: Tensor, maxNewTokens: number) {
+  const t0 = performance.now();
+  const [text] = await clara.generateFromCompressed([esc(question)], [selected], { maxTokens: maxNewTokens, batchSize: 1 });
+  return { text, ms: performance.now() - t0 };
+}
+
+function resolved(o: ScenarioOptions) {
+  return { ...o, k: o.k ?? 5, maxNewTokens: o.maxNewTokens ?? 64, compressionChunks: o.compressionChunks ?? "first-per-section" } as const;
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario 1: zero-shot
+
+export async function zeroShotScenario(clara: ClaraModel, corpus: Corpus, options: ScenarioOptions = {}): Promise<AnswerScenario> {
+  const o = resolved(options);
+  const rows: AnswerRow[] = [];
+  for (const q of corpus.questions) {
+    const a = await baseAnswer(clara, ZERO_SHOT_SYSTEM, esc(q.question), o);
+    rows.push(score(q, a.text, { latencyMs: a.ms, contextTokens: 0, promptTokens: a.promptTokens, ...(a.cached ? { cached: true } : {}) }));
+  }
+  o.onProgress?.(`zero-shot: ${rows.length} questions`);
+  return { description: "The question alone, no context, base model without adapters.", reader: "base model (no adapter)", rows, aggregate: aggregate(rows) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario 2: RAG over the PDF
+
+export interface RetrievalSummary {
+  retriever: "bm25" | "clara";
+  description: string;
+  /** recall@k of the evidence chunks, over all questions (no positives counts 0). */
+  overall: Record<string, number>;
+  byCategory: Partial<Record<QaCategory, Record<string, number>>>;
+  latencyMs: number;
+}
+
+export interface RagResult {
+  k: number;
+  retrieval: Partial<Record<"bm25" | "clara", RetrievalSummary>>;
+  variants: Record<string, AnswerScenario>;
+  /** Why a variant is missing (e.g. no query reasoner before stage 3). */
+  skipped: string[];
+}
+
+interface Ranking {
+  ranked: number[][];
+  ms: number[];
+}
+
+function recallOf(ranked: number[], positives: number[]): Record<string, number> {
+  return Object.fromEntries(RECALL_KS.map((k) => [`@${k}`, recallAtK(ranked, positives, k)]));
+}
+
+function summarise(retriever: "bm25" | "clara", description: string, corpus: Corpus, r: Ranking): RetrievalSummary {
+  const rec = corpus.questions.map((_, i) => recallOf(r.ranked[i], corpus.positives[i]));
+  const avg = (idx: number[]) => Object.fromEntries(RECALL_KS.map((k) => [`recall@${k}`, mean(idx.map((i) => rec[i][`@${k}`]))]));
+  const all = corpus.questions.map((_, i) => i);
+  const byCategory: RetrievalSummary["byCategory"] = {};
+  for (const c of QA_CATEGORIES) {
+    const idx = all.filter((i) => corpus.questions[i].category === c);
+    if (idx.length) byCategory[c] = avg(idx);
+  }
+  return { retriever, description, overall: avg(all), byCategory, latencyMs: mean(r.ms) };
+}
+
+export async function ragScenario(clara: ClaraModel, corpus: Corpus, compressed: CompressedChunks, options: ScenarioOptions = {}): Promise<RagResult> {
+  const o = resolved(options);
+  const N = corpus.chunks.length;
+  const k = Math.min(o.k, N);
+  const depth = Math.min(N, Math.max(k, ...RECALL_KS));
+  const rankings: Partial<Record<"bm25" | "clara", Ranking>> = {};
+  const skipped: string[] = [];
+
+  const bm25 = new Bm25(corpus.chunks.map((c) => c.text));
+  rankings.bm25 = { ranked: [], ms: [] };
+  for (const q of corpus.questions) {
+    const t0 = performance.now();
+    rankings.bm25.ranked.push(bm25.rank(q.question, depth));
+    rankings.bm25.ms.push(performance.now() - t0);
+  }
+  if (await clara.hasAdapter(ADAPTERS.queryReasoner)) {
+    rankings.clara = { ranked: [], ms: [] };
+    for (const q of corpus.questions) {
+      const t0 = performance.now();
+      const r = await clara.retrieve([esc(q.question)], [compressed.vectors], depth);
+      rankings.clara.ranked.push(r.indices[0]);
+      rankings.clara.ms.push(performance.now() - t0);
+    }
+  } else skipped.push("clara retrieval: the checkpoint has no query_reasoner adapter (stage 3 trains it)");
+
+  const retrieval: RagResult["retrieval"] = {};
+  if (rankings.bm25) retrieval.bm25 = summarise("bm25", "Okapi BM25 (k1 1.2, b 0.75) over the chunk text", corpus, rankings.bm25);
+  if (rankings.clara) retrieval.clara = summarise("clara", "query reasoner vs compressed chunks, cosine", corpus, rankings.clara);
+
+  const variants: Record<string, AnswerScenario> = {};
+  for (const retriever of ["clara", "bm25"] as const) {
+    const ranking = rankings[retriever];
+    if (!ranking) continue;
+    for (const reader of ["compressed", "raw"] as const) {
+      const rows: AnswerRow[] = [];
+      for (let i = 0; i < corpus.questions.length; i++) {
+        const q = corpus.questions[i];
+        const top = ranking.ranked[i].slice(0, k);
+        const common = { retrievalMs: ranking.ms[i], retrieved: top, positives: corpus.positives[i], recall: recallOf(ranking.ranked[i], corpus.positives[i]) };
+        if (reader === "compressed") {
+          const selected = concatRows(top.map((j) => sliceRows(compressed.vectors, j, 1))); // [k, n, H]
+          const a = await compressedAnswer(clara, q.question, selected, o.maxNewTokens);
+          rows.push(score(q, a.text, { ...common, latencyMs: ranking.ms[i] + a.ms, contextTokens: clara.nMem * top.length }));
+        } else {
+          const background = top.map((j) => esc(corpus.chunks[j].text)).join("\n\n");
+          const a = await baseAnswer(clara, SYSTEM_PROMPTS.answer, `Background:\n${background}\n\nQuestion:${esc(q.question)}`, o);
+          const contextTokens = top.reduce((s, j) => s + corpus.chunks[j].tokens, 0);
+          rows.push(score(q, a.text, { ...common, latencyMs: ranking.ms[i] + a.ms, contextTokens, promptTokens: a.promptTokens, ...(a.cached ? { cached: true } : {}) }));
+        }
+      }
+      variants[`${retriever}+${reader}`] = {
+        description:
+          (retriever === "clara" ? "Top-k by the query reasoner over compressed chunks; " : "Top-k by BM25 over the chunk text; ") +
+          (reader === "compressed" ? "answered by the CLaRa generator from the compressed chunks." : "answered by the base model (no adapter) from the raw chunk text."),
+        reader: reader === "compressed" ? "CLaRa generator" : "base model (no adapter)",
+        retriever,
+        rows,
+        aggregate: aggregate(rows),
+      };
+      o.onProgress?.(`rag ${retriever}+${reader}: ${rows.length} questions`);
+    }
+  }
+  return { k, retrieval, variants, skipped };
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenario 3: compression quality
+
+export interface CompressionRow {
+  chunk: number;
+  section: string;
+  pages: number[];
+  tokens: number;
+  memoryTokens: number;
+  mse: number;
+  cosine: number;
+  rougeL: number;
+  tokenF1: number;
+  reconstruction: string;
+  ms: number;
+}
+
+export interface CompressionMeans {
+  n: number;
+  mse: number;
+  cosine: number;
+  rougeL: number;
+  tokenF1: number;
+}
+
+export interface CompressionResult {
+  description: string;
+  chunks: "first-per-section" | "all";
+  rows: CompressionRow[];
+  bySection: Record<string, CompressionMeans>;
+  aggregate: CompressionMeans & { mseAllChunks: number; compressionRatio: number };
+}
+
+function meansOf(rows: CompressionRow[]): CompressionMeans {
+  return { n: rows.length, mse: mean(rows.map((r) => r.mse)), cosine: mean(rows.map((r) => r.cosine)), rougeL: mean(rows.map((r) => r.rougeL)), tokenF1: mean(rows.map((r) => r.tokenF1)) };
+}
+
+/** Mean over the positions of each sequence of the base model's final-norm states: [H] each. */
+async function meanEmbeddings(clara: ClaraModel, texts: string[]): Promise<Float64Array[]> {
+  const seqs = texts.map((t) => clara.model.tokenizer.encode(esc(t)));
+  const nonEmpty = seqs.map((s) => s.length > 0);
+  const batch = seqs.filter((_, i) => nonEmpty[i]);
+  const out: Float64Array[] = [];
+  const h = batch.length ? await clara.model.hidden(batch) : null; // [B, L, H], left-padded
+  let b = 0;
+  for (let i = 0; i < seqs.length; i++) {
+    if (!nonEmpty[i] || !h) {
+      out.push(new Float64Array(0));
+      continue;
+    }
+    const [, L, H] = h.shape;
+    const data = h.data as Float32Array;
+    const v = new Float64Array(H);
+    for (let t = L - seqs[i].length; t < L; t++) for (let d = 0; d < H; d++) v[d] += data[(b * L + t) * H + d];
+    for (let d = 0; d < H; d++) v[d] /= seqs[i].length;
+    out.push(v);
+    b++;
+  }
+  return out;
+}
+
+export function cosine(a: Float64Array, b: Float64Array): number {
+  if (a.length === 0 || a.length !== b.length) return 0;
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+}
+
+export async function compressionScenario(clara: ClaraModel, corpus: Corpus, compressed: CompressedChunks, options: ScenarioOptions = {}): Promise<CompressionResult> {
+  const o = resolved(options);
+  const chosen = o.compressionChunks === "all" ? corpus.chunks : corpus.chunks.filter((c, i) => i === 0 || corpus.chunks[i - 1].sectionIndex !== c.sectionIndex);
+  const rows: CompressionRow[] = [];
+  const prompt = clara.templates.paraphrasePrompt(0);
+  for (const c of chosen) {
+    const maxTokens = o.reconstructionMaxTokens ?? Math.min(clara.docMaxLength + 32, Math.ceil(1.25 * c.tokens) + 16);
+    const t0 = performance.now();
+    const [reconstruction] = await clara.generateFromPrompts([prompt], [sliceRows(compressed.vectors, c.index, 1)], { maxTokens, batchSize: 1 });
+    const ms = performance.now() - t0;
+    const [a, b] = await meanEmbeddings(clara, [c.text, reconstruction]);
+    rows.push({
+      chunk: c.index,
+      section: c.section,
+      pages: c.pages,
+      tokens: c.tokens,
+      memoryTokens: clara.nMem,
+      mse: compressed.mse[c.index],
+      cosine: cosine(a, b),
+      rougeL: rougeL(reconstruction, c.text),
+      tokenF1: tokenF1(reconstruction, c.text),
+      reconstruction,
+      ms,
+    });
+  }
+  o.onProgress?.(`compression: ${rows.length} chunks reconstructed`);
+  const bySection: Record<string, CompressionMeans> = {};
+  for (const s of [...new Set(rows.map((r) => r.section))]) bySection[s] = meansOf(rows.filter((r) => r.section === s));
+  return {
+    description: "Each chunk compressed to n memory vectors, then reconstructed by the generator with the paraphrase prompt.",
+    chunks: o.compressionChunks,
+    rows,
+    bySection,
+    aggregate: {
+      ...meansOf(rows),
+      mseAllChunks: mean(compressed.mse),
+      compressionRatio: mean(corpus.chunks.map((c) => c.tokens)) / clara.nMem,
+    },
+  };
+}
