@@ -21,11 +21,9 @@ MaskedLoss generator_loss(const Model& model, const ParamView& p, const TokenBat
                           const ClaraSpec& spec, int k, const ActiveAdapter& adapter) {
   const ModelConfig& c = model.config();
   VocabExtension vocab = memory_vocab(p, c);
-  int B = prompt.ids.shape(0), L = prompt.ids.shape(1);
   mx::array embeddings = fill_memory_slots(embed_tokens(p, prompt.ids, &vocab), prompt.ids, compressed, spec.mem0_id, spec.n_mem, k);
   mx::array hidden = decoder_hidden(p, c, embeddings, prompt.key_valid, adapter);
-  mx::array logits = lm_logits(p, c, mx::slice(hidden, {0, 0, 0}, {B, L - 1, c.hidden_size}), &vocab);
-  return masked_cross_entropy(logits, mx::slice(prompt.ids, {0, 1}, {B, L}), mx::slice(prompt.loss_mask, {0, 1}, {B, L}));
+  return next_token_loss(p, c, hidden, prompt, &vocab);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "model/llama.h"
 #include "model/model.h"
 #include "train/trainer.h"
 
@@ -15,6 +16,13 @@ struct TokenBatch {
   std::optional<mx::array> key_valid;   // [B, L] 1 = token, 0 = padding; nullopt = no padding
   mx::array loss_mask;                  // [B, L] 1 where ids[b, t] is a supervised target
 };
+
+// Next-token CE of `hidden` [B, L, H] against batch.ids on the positions batch.loss_mask marks.
+// Only the supervised positions go through the output head: in CLaRa prompts most positions
+// are instructions and memory slots, so this skips most of the [B, L, V] logits (the loss is
+// the same as the reference's full-logits one).
+MaskedLoss next_token_loss(const ParamView& p, const ModelConfig& c, const mx::array& hidden, const TokenBatch& batch,
+                           const VocabExtension* extension = nullptr);
 
 LossTerms lm_loss(const Model& model, const Params& overrides, const TokenBatch& batch, const std::string& adapter,
                    bool train, std::optional<mx::array> dropout_key);
