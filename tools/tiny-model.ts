@@ -22,13 +22,13 @@ export interface TinyModelOptions {
 }
 
 const SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
-const CHATML =
+export const CHATML =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}" +
   "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
 /** GPT-2's byte -> printable character table (index = byte). */
-function byteChars(): string[] {
+export function byteChars(): string[] {
   const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
   const direct = new Set([...range(0x21, 0x7e), ...range(0xa1, 0xac), ...range(0xae, 0xff)]);
   let next = 256;
@@ -73,19 +73,14 @@ export function learnMerges(corpus: readonly string[], count: number): [string, 
   return merges;
 }
 
-function tokenizerFiles(merges: [string, string][]) {
-  const seen = new Set<string>();
-  const tokens: string[] = [];
-  for (const t of [...byteChars(), ...merges.map(([a, b]) => a + b)]) {
-    if (!seen.has(t)) tokens.push(t), seen.add(t);
-  }
-  tokens.push(...SPECIALS);
+/** A byte-level BPE tokenizer.json: `tokens` in id order, the `specials` among them as added tokens. */
+export function byteLevelTokenizerJson(tokens: string[], merges: [string, string][], specials: readonly string[]) {
   const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
-  const tokenizer = {
+  return {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: SPECIALS.map((content) => ({
+    added_tokens: specials.map((content) => ({
       id: tokens.indexOf(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
     })),
     normalizer: null,
@@ -99,6 +94,16 @@ function tokenizerFiles(merges: [string, string][]) {
       merges,
     },
   };
+}
+
+function tokenizerFiles(merges: [string, string][]) {
+  const seen = new Set<string>();
+  const tokens: string[] = [];
+  for (const t of [...byteChars(), ...merges.map(([a, b]) => a + b)]) {
+    if (!seen.has(t)) tokens.push(t), seen.add(t);
+  }
+  tokens.push(...SPECIALS);
+  const tokenizer = byteLevelTokenizerJson(tokens, merges, SPECIALS);
   const config = { bos_token: "<|im_start|>", eos_token: "<|im_end|>", pad_token: "<|endoftext|>", add_bos_token: false, chat_template: CHATML };
   return { tokenizer, config, vocabSize: tokens.length };
 }

@@ -1,19 +1,12 @@
 // Tiny vocabularies built in the open, so tests can state the exact ids they expect.
 import type { TokenizerConfig, TokenizerJson } from "../../lib/tokenizer";
+import { byteChars, byteLevelTokenizerJson, CHATML } from "../../tools/tiny-model";
 import { g, Typed } from "./gguf-writer";
 
-/** GPT-2's byte -> printable character table (index = byte). */
-export function byteChars(): string[] {
-  const printable = (a: string, b: string) => Array.from({ length: b.charCodeAt(0) - a.charCodeAt(0) + 1 }, (_, i) => a.charCodeAt(0) + i);
-  const direct = new Set([...printable("!", "~"), ...printable("\u00a1", "\u00ac"), ...printable("\u00ae", "\u00ff")]);
-  let next = 256;
-  return Array.from({ length: 256 }, (_, b) => String.fromCharCode(direct.has(b) ? b : next++));
-}
+export { byteChars };
 
 export const SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
-export const CHATML =
-  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}" +
-  "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+export { CHATML };
 
 const MERGES: [string, string][] = [
   ["h", "e"], ["l", "l"], ["he", "ll"], ["hell", "o"], ["\u0120", "w"], ["o", "r"], ["\u0120w", "or"],
@@ -26,24 +19,7 @@ export function tinyTokens(): string[] {
 }
 
 export function tinyTokenizerJson(): TokenizerJson {
-  const tokens = tinyTokens();
-  const byteLevel = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
-  return {
-    version: "1.0",
-    added_tokens: SPECIALS.map((content) => ({
-      id: tokens.indexOf(content), content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
-    })),
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: byteLevel,
-    decoder: byteLevel,
-    model: {
-      type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false,
-      vocab: Object.fromEntries(tokens.map((t, i) => [t, i])),
-      merges: MERGES,
-    },
-  };
+  return byteLevelTokenizerJson(tinyTokens(), MERGES, SPECIALS) as unknown as TokenizerJson;
 }
 
 export function tinyConfig(): TokenizerConfig {
