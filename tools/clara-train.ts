@@ -1,42 +1,197 @@
 #!/usr/bin/env node
-// clara-train: the command-line face of @clara/mlx. Commands parse arguments, call lib/, print.
+// clara-train: the command-line face of @clara/mlx. The whole plan from one command:
+//
+//   clara-train demo                         the pipeline on example/ data at demo size (~10 min on 2 cores)
+//   clara-train pipeline                     stage 1 → 2 → 3 → evaluation, with the plan's default paths
+//   clara-train stage1|stage2|stage3 ...     one stage (--from <checkpoint> for stages 2 and 3)
+//   clara-train make-data ...                stage-2/3 records from a stage-1 file; --example regenerates example/
+//   clara-train doctor                       versions, MLX backend/device, BLAS speed, the model
+//   clara-train convert <folder> --base --out   one of Apple's CLaRa checkpoints into ours
+//
+// Every command takes --config run.yaml|run.json (flags override it), --json (one JSON object
+// per event on stdout), --quiet and --verbose. Exit codes: 0 done, 1 an internal failure, 2 bad
+// input (one line naming the file, line and field), 3 a non-finite loss, 130 interrupted.
 
-import yargs from "yargs";
+import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
-import { ClaraError } from "../lib";
+import { readConfigFile, type ConfigFile } from "./commands/config-file";
+import { convertCommand } from "./commands/convert";
 import { doctor, formatDoctor } from "./commands/doctor";
+import { onInterrupt, resumeCommand } from "./commands/interrupt";
+import { makeData } from "./commands/make-data";
+import { describePipeline, runDemo, runPipeline } from "./commands/pipeline";
+import { commandSettings } from "./commands/resolve";
+import { kebab, settingsFor, SETTINGS, type CommandName } from "./commands/settings";
+import { runStageCommand, type StageName } from "./commands/train";
+import { CliExit, EXIT, exitCodeFor, formatError, oneLine, Ui } from "./commands/ui";
+
+type Args = Record<string, unknown> & { json?: boolean; quiet?: boolean; verbose?: boolean; config?: string; resume?: boolean };
+
+function addSettings(y: Argv, command: CommandName): Argv {
+  for (const key of settingsFor(command)) {
+    const spec = SETTINGS[key];
+    const type = spec.kind === "bool" ? "boolean" : spec.kind === "number" || spec.kind === "int" ? "number" : "string";
+    const text = spec.help?.[command] ?? spec.describe;
+    const describe = Array.isArray(spec.kind) ? `${text} (${spec.kind.join(" | ")})` : text;
+    y.option(kebab(key), { type, describe, group: spec.group, ...(spec.alias ? { alias: spec.alias } : {}) });
+  }
+  return y;
+}
+
+function uiFor(args: Args): Ui {
+  return new Ui({ json: args.json, quiet: args.quiet, verbose: args.verbose, logEvery: typeof args.logEvery === "number" ? args.logEvery : undefined });
+}
+
+function configOf(args: Args): ConfigFile | undefined {
+  return typeof args.config === "string" ? readConfigFile(args.config) : undefined;
+}
+
+const STAGE_HELP: Record<StageName, string> = {
+  stage1: "stage 1: pretrain the compressor (QA and paraphrase targets) on stage-1 records",
+  stage2: "stage 2: instruction tuning over k compressed documents, from a stage-1 checkpoint (--from)",
+  stage3: "stage 3: end-to-end retrieval and generation, from a stage-2 checkpoint (--from)",
+};
 
 async function main(argv: string[]): Promise<void> {
-  await yargs(argv)
+  let y = yargs(argv)
     .scriptName("clara-train")
-    .option("json", { type: "boolean", default: false, describe: "print JSON instead of text" })
-    .option("verbose", { type: "boolean", default: false, describe: "print stack traces on errors" })
+    .usage("$0 <command> [options]\n\nTrain CLaRa on MLX: stage 1 → stage 2 → stage 3 → evaluation.")
+    .option("config", { type: "string", describe: "settings from a YAML or JSON file (flags override it)" })
+    .option("json", { type: "boolean", describe: "one JSON object per event on stdout (human text on stderr)" })
+    .option("quiet", { type: "boolean", describe: "print only errors and the final result line" })
+    .option("verbose", { type: "boolean", describe: "print stack traces with errors" });
+
+  for (const stage of ["stage1", "stage2", "stage3"] as const) {
+    y = y.command(
+      stage,
+      STAGE_HELP[stage],
+      (c) => addSettings(c, stage).option("resume", { type: "boolean", describe: "continue the unfinished checkpoint at --out (identical results)" }),
+      async (args: Args) => {
+        const ui = uiFor(args);
+        const settings = commandSettings(stage, args, configOf(args));
+        const interrupt = onInterrupt(ui);
+        try {
+          await runStageCommand({ stage, settings, resume: Boolean(args.resume), signal: interrupt.signal, ui, resumeCommand: resumeCommand() });
+        } finally {
+          interrupt.dispose();
+        }
+      },
+    );
+  }
+
+  for (const command of ["pipeline", "demo"] as const) {
+    y = y.command(
+      command,
+      command === "pipeline"
+        ? "stage 1 → stage 2 → stage 3 → evaluation with the plan's default paths; skips stages whose checkpoint is complete and matches"
+        : "the pipeline on the bundled example/ data and the default model at a size that runs in about 10 minutes",
+      (c) =>
+        addSettings(c, command)
+          .option("resume", { type: "boolean", describe: "continue an unfinished stage" })
+          .option("stage1", { hidden: true })
+          .option("stage2", { hidden: true })
+          .option("stage3", { hidden: true })
+          .option("eval", { hidden: true })
+          .epilogue(
+            "Per-stage settings: --stage1.<setting>, --stage2.<setting>, --stage3.<setting>, --eval.<setting> " +
+              "(e.g. --stage1.max-steps 20 --stage3.candidates 8), or stage1:/stage2:/stage3:/eval: sections in --config.",
+          ),
+      async (args: Args) => {
+        const ui = uiFor(args);
+        const run = { argv: args, resume: Boolean(args.resume), ui };
+        const result = command === "demo" ? await runDemo({ ...run, configFile: args.config }) : await runPipeline({ ...run, command, config: configOf(args) });
+        ui.result(describePipeline(result), { ...result });
+      },
+    );
+  }
+
+  y = y
+    .command(
+      "make-data",
+      "derive stage-2/3 records from a stage-1 file (--from, --instruction, --end-to-end), or regenerate example/ (--example)",
+      (c) => addSettings(c, "make-data"),
+      async (args: Args) => {
+        const ui = uiFor(args);
+        const r = makeData(commandSettings("make-data", args, configOf(args)), ui);
+        ui.result(`wrote ${r.files.map((f) => f.file).join(", ")}`, { files: r.files });
+      },
+    )
     .command(
       "doctor",
       "versions, MLX backend and device, BLAS speed, and whether the default model is present",
       () => {},
-      async (args) => {
+      async (args: Args) => {
         const report = await doctor();
         console.log(args.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
       },
     )
-    .demandCommand(1, "Name a command; see --help.")
+    .command(
+      "convert <folder>",
+      "convert one of Apple's CLaRa checkpoint folders into this package's .npz checkpoint",
+      (c) =>
+        c
+          .positional("folder", { type: "string", describe: "the reference folder, e.g. CLaRa-7B-Instruct/compression-16" })
+          .option("base", { type: "string", demandOption: true, describe: "the base model folder (Mistral-7B-Instruct-v0.2)" })
+          .option("out", { type: "string", demandOption: true, describe: "the .npz to write" })
+          .option("check-base", { type: "boolean", default: true, describe: "compare the checkpoint's base rows with the base model's" }),
+      async (args: Args) => {
+        const ui = uiFor(args);
+        const result = convertCommand(
+          { folder: args.folder as string, base: args.base as string, out: args.out as string, checkBase: args.checkBase as boolean },
+          (line) => (line.startsWith("warning: ") ? ui.warn(line.slice(9)) : ui.info(line)),
+        );
+        ui.result(`wrote ${result.file}`, { ...result });
+      },
+    )
+    .demandCommand(1, "name a command: demo, pipeline, stage1, stage2, stage3, make-data, doctor or convert")
     .strict()
-    .fail((msg, err, y) => {
+    .help()
+    .version(false)
+    .wrap(Math.min(120, process.stdout.columns || 100))
+    .fail((msg, err) => {
       if (err) throw err;
-      console.error(`${msg}\n\n${y.help()}`);
-      process.exit(2);
-    })
-    .parseAsync();
+      const command = argv.find((a) => !a.startsWith("-"));
+      throw new CliUsageError(`${tidyUsage(oneLine(msg))} (see clara-train ${command ? `${command} ` : ""}--help)`);
+    });
+  await y.parseAsync();
 }
 
-main(hideBin(process.argv)).catch((err: unknown) => {
-  const verbose = process.argv.includes("--verbose");
-  if (err instanceof ClaraError && !verbose) {
-    const where = [err.file, err.line, err.field].filter((x) => x !== undefined).join(":");
-    console.error(`clara-train: ${where ? `${where}: ` : ""}${err.message}`);
-  } else {
-    console.error(verbose && err instanceof Error ? err.stack : `clara-train: ${String((err as Error)?.message ?? err)}`);
-  }
-  process.exit(err instanceof ClaraError && err.code !== "E_NATIVE" ? 2 : 1);
-});
+class CliUsageError extends Error {}
+
+/** yargs lists an unknown --foo-bar twice (foo-bar, fooBar): name it once, as typed. */
+function tidyUsage(msg: string): string {
+  const m = /^Unknown arguments?: (.*)$/.exec(msg);
+  if (!m) return msg;
+  const names = m[1].split(", ");
+  const kept = names.filter((n) => !(n !== n.toLowerCase() && names.includes(kebab(n))));
+  return `Unknown argument${kept.length > 1 ? "s" : ""}: ${kept.map((n) => `--${n}`).join(", ")}`;
+}
+
+function finish(code: number): void {
+  // Let stdout drain (a pipe) before leaving; native worker threads must not keep the process alive.
+  process.exitCode = code;
+  process.stdout.write("", () => process.exit(code));
+}
+
+main(hideBin(process.argv)).then(
+  () => finish(EXIT.ok),
+  (err: unknown) => {
+    const argv = process.argv;
+    if (err instanceof CliExit) {
+      if (err.message) process.stderr.write(`${err.message}\n`);
+      return finish(err.code);
+    }
+    const code = err instanceof CliUsageError ? EXIT.badInput : exitCodeFor(err);
+    const line = err instanceof CliUsageError ? `clara-train: ${err.message}` : formatError(err);
+    if (argv.includes("--json")) {
+      const e = err as { code?: string; file?: string; line?: number; field?: string; message?: string };
+      process.stdout.write(
+        JSON.stringify({ type: "error", exitCode: code, code: e.code, file: e.file, line: e.line, field: e.field, message: line.replace(/^clara-train: /, "") }) + "\n",
+      );
+    }
+    process.stderr.write(`${line}\n`);
+    if (argv.includes("--verbose") && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    else if (code === EXIT.failure) process.stderr.write("(run with --verbose for the stack trace)\n");
+    finish(code);
+  },
+);

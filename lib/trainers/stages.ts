@@ -149,7 +149,7 @@ export class Stage3Trainer extends StageTrainer<EndToEndRecord> {
   static async fromCheckpoint(
     checkpoint: string,
     records: EndToEndRecord[],
-    options: StageOptions & { modelPath?: string; k?: number },
+    options: StageOptions & { modelPath?: string; k?: number; tau?: number },
   ): Promise<Stage3Trainer> {
     const clara = await ClaraModel.load(checkpoint, { modelPath: options.modelPath });
     if (!(await clara.hasAdapter(ADAPTERS.queryReasoner))) await clara.model.copyAdapter(ADAPTERS.compressor, ADAPTERS.queryReasoner);
@@ -157,8 +157,9 @@ export class Stage3Trainer extends StageTrainer<EndToEndRecord> {
   }
 
   protected async plan(): Promise<StagePlan<EndToEndRecord>> {
-    const o = this.options as StageOptions & { k?: number };
+    const o = this.options as StageOptions & { k?: number; tau?: number };
     const maxLength = o.maxLength ?? DEFAULTS.maxLength.stage3;
+    const tau = o.tau ?? DEFAULTS.tau;
     const N = this.train[0].docs.length;
     const k = o.k ?? DEFAULTS.k.stage3;
     for (const r of [...this.train, ...this.heldOut]) {
@@ -175,6 +176,7 @@ export class Stage3Trainer extends StageTrainer<EndToEndRecord> {
       stage: "stage3",
       nativeStage: "stage3",
       k,
+      tau,
       train: this.train,
       eval: this.heldOut,
       trainable: [ADAPTERS.queryReasoner, ADAPTERS.generator],
@@ -186,7 +188,7 @@ export class Stage3Trainer extends StageTrainer<EndToEndRecord> {
           examples.map((r, i) => this.cached(keys[i], () => t.answerExample(r.question, r.answer, k, maxLength))),
         ),
       }),
-      config: { stage: "stage3", k, candidates: N, maxLength, tau: DEFAULTS.tau },
+      config: { stage: "stage3", k, candidates: N, maxLength, tau },
       defaults: { lr: DEFAULTS.lr.stage3, schedule: DEFAULTS.schedule.stage3, batchSize: DEFAULTS.batchSize.stage3 },
     };
   }

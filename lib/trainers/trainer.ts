@@ -45,6 +45,8 @@ export interface TrainOptions {
    * `clara-train launch` sets.
    */
   distributed?: string;
+  /** More settings to record in the checkpoint (and to compare on resume), e.g. a CLI's inputs. */
+  recordConfig?: Record<string, unknown>;
   onEvent?: (event: TrainEvent) => void;
 }
 
@@ -59,7 +61,10 @@ export type TrainEvent =
       parts: Record<string, number>;
       lr: number;
       gradNorm: number;
+      /** Tokens the update processed: compressor inputs (documents, queries) and generator prompts. */
       tokens: number;
+      /** Tokens the loss supervised (answers). */
+      supervisedTokens: number;
       tokensPerSecond: number;
       stepSeconds: number;
       elapsedSeconds: number;
@@ -85,6 +90,8 @@ export interface StagePlan<R> {
   nativeStage: "stage12" | "stage3";
   /** Documents per prompt (the generator's k). */
   k: number;
+  /** Stage-3 temperature of the top-k (DEFAULTS.tau when absent). */
+  tau?: number;
   train: R[];
   eval: R[];
   /** Adapter names and parameter names the optimizer updates. */
@@ -137,7 +144,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   const stepsPerEpoch = Math.max(1, Math.floor(plan.train.length / batchSize));
   const totalSteps = Math.max(1, Math.min(o.maxSteps ?? Infinity, Math.ceil(o.epochs * stepsPerEpoch)));
   const warmupSteps = Math.ceil(o.warmupRatio * totalSteps);
-  const config = { ...plan.config, ...o, batchSize, totalSteps };
+  const config = { ...options.recordConfig, ...plan.config, ...o, batchSize, totalSteps };
   const history: TrainSummary["history"] = [];
   const evals: TrainSummary["evals"] = [];
   // Weights go back before the optimizer is made (setting parameters discards a trainer).
@@ -180,7 +187,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   emit({ type: "start", stage: plan.stage, step, totalSteps, examples: plan.train.length, evalExamples: plan.eval.length, trainable });
 
   const orderFor = (epoch: number) => new Random(subSeed(o.seed, `epoch-${epoch}`)).shuffle(plan.train.map((_, i) => i));
-  const spec = clara.spec(plan.k);
+  const spec = { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau };
   const save = async (complete: boolean) => {
     if (!leader) return;
     await clara.save(options.out, { stage: plan.stage, step, complete, config, progress: { history, evals } });
@@ -249,6 +256,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
     }
     step = r.step;
     const stepSeconds = (performance.now() - t0) / 1000;
+    const processed = (await clara.handle.meanOverRanks([microBatches.reduce((a, b) => a + processedTokens(b), 0)]))[0] * worldSize;
     const elapsedSeconds = (performance.now() - started) / 1000;
     const mem = await memoryInfo();
     history.push({ step, loss: r.loss, parts: r.parts, lr: r.lr });
@@ -261,8 +269,9 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
       parts: r.parts,
       lr: r.lr,
       gradNorm: r.gradNorm,
-      tokens: r.tokens,
-      tokensPerSecond: r.tokens / stepSeconds,
+      tokens: processed,
+      supervisedTokens: r.tokens,
+      tokensPerSecond: processed / stepSeconds,
       stepSeconds,
       elapsedSeconds,
       etaSeconds: (elapsedSeconds / (step - firstStep)) * (totalSteps - step),
@@ -275,6 +284,18 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   await save(!interrupted);
   emit({ type: "end", stage: plan.stage, step, interrupted, checkpoint: options.out });
   return { stage: plan.stage, steps: step, interrupted, checkpoint: options.out, history, evals };
+}
+
+/** Real (non-padding) tokens in a micro-batch, over every sequence it runs through the model. */
+export function processedTokens(b: NativeStageBatch): number {
+  let n = 0;
+  for (const part of [b.docs, b.query, b.candidates, b.prompt]) {
+    if (!part) continue;
+    const valid = part.keyValid?.data;
+    if (!valid) n += part.ids.data.length;
+    else for (let i = 0; i < valid.length; i++) n += valid[i] ? 1 : 0;
+  }
+  return n;
 }
 
 /** Puts back the weights and history of an unfinished run of the same config; returns its optimizer state. */

@@ -11,6 +11,9 @@ export type CommandName = "stage1" | "stage2" | "stage3" | "pipeline" | "demo" |
 export interface SettingSpec {
   kind: Kind;
   describe: string;
+  /** Help text for particular commands, where it differs. */
+  help?: Partial<Record<CommandName, string>>;
+  group: string;
   /** Commands that take it as a flag (pipeline/demo also take stage settings as --stageN.<key>). */
   commands: readonly CommandName[];
   alias?: string;
@@ -21,56 +24,56 @@ const TRAIN_AND_PLAN = ["stage1", "stage2", "stage3", "pipeline", "demo"] as con
 
 export const SETTINGS: Record<string, SettingSpec> = {
   // what to train and where
-  model: { kind: "string", describe: "base model: a Hugging Face folder or a .gguf file (stages 2-3: the checkpoint's model unless given)", commands: TRAIN_AND_PLAN },
-  data: { kind: "string", describe: "training records (JSON Lines)", commands: TRAIN },
-  evalData: { kind: "string", describe: "held-out records (JSON Lines); otherwise --eval-split of --data is held out", commands: TRAIN },
-  limit: { kind: "int", describe: "use only the first N records of --data (make-data: stop after N derived records)", commands: [...TRAIN, "make-data"] },
-  evalLimit: { kind: "int", describe: "use only the first N records of --eval-data", commands: TRAIN },
-  out: { kind: "string", describe: "checkpoint to write (make-data --example: the folder)", commands: [...TRAIN, "make-data"] },
-  from: { kind: "string", describe: "stage 2/3: the checkpoint to start from; make-data: the stage-1 file to derive from", commands: ["stage2", "stage3", "make-data"] },
-  results: { kind: "string", describe: "folder for loss curves (PNG), training summaries and the report", commands: TRAIN_AND_PLAN },
+  model: { group: "Data and output:", kind: "string", describe: "base model: a Hugging Face folder or a .gguf file (stages 2-3: the checkpoint's unless given)", help: { stage1: "base model: a Hugging Face folder or a .gguf file (default models/SmolLM2-135M-Instruct.Q4_1.gguf)" }, commands: TRAIN_AND_PLAN },
+  data: { group: "Data and output:", kind: "string", describe: "training records (JSON Lines)", commands: TRAIN },
+  evalData: { group: "Data and output:", kind: "string", describe: "held-out records (JSON Lines); otherwise --eval-split of --data is held out", commands: TRAIN },
+  limit: { group: "Data and output:", kind: "int", describe: "use only the first N records of --data", help: { "make-data": "stop after N derived records" }, commands: [...TRAIN, "make-data"] },
+  evalLimit: { group: "Data and output:", kind: "int", describe: "use only the first N records of --eval-data", commands: TRAIN },
+  out: { group: "Data and output:", kind: "string", describe: "checkpoint to write", help: { "make-data": "with --example: the folder to write (default example)", stage1: "checkpoint to write (default checkpoints/stage1/compressor.npz)", stage2: "checkpoint to write (default checkpoints/stage2/generator.npz)", stage3: "checkpoint to write (default checkpoints/stage3/full_system.npz)" }, commands: [...TRAIN, "make-data"] },
+  from: { group: "Data and output:", kind: "string", describe: "the checkpoint to start from", help: { "make-data": "the stage-1 records to derive from", stage2: "the stage-1 checkpoint to start from (default checkpoints/stage1/compressor.npz)", stage3: "the stage-2 checkpoint to start from (default checkpoints/stage2/generator.npz)" }, commands: ["stage2", "stage3", "make-data"] },
+  results: { group: "Data and output:", kind: "string", describe: "folder for loss curves (PNG), training summaries and the report", commands: TRAIN_AND_PLAN },
   // the CLaRa shape
-  compressionRate: { kind: "int", describe: "ρ: document tokens per memory token (stage 1 sets it; stages 2-3 check it against the checkpoint)", commands: TRAIN_AND_PLAN },
-  docMaxLength: { kind: "int", describe: "document length in tokens; longer documents are truncated (with a warning)", commands: TRAIN_AND_PLAN },
-  k: { kind: "int", describe: "stage 2: documents per record; stage 3: documents the retriever selects (top-k); make-data: stage-2 documents", commands: ["stage2", "stage3", "make-data"] },
-  candidates: { kind: "int", describe: "stage 3: keep N candidates per question (the positives and the first others); make-data: stage-3 candidates", commands: ["stage3", "make-data"] },
-  tau: { kind: "number", describe: "stage 3: temperature of the differentiable top-k", commands: ["stage3"] },
-  maxLength: { kind: "int", describe: "generator sequence limit in tokens", commands: TRAIN },
-  loraRank: { kind: "int", describe: "LoRA rank r (stage 1; later stages keep the checkpoint's)", commands: ["stage1"] },
-  loraAlpha: { kind: "number", describe: "LoRA α", commands: ["stage1"] },
-  loraDropout: { kind: "number", describe: "LoRA dropout", commands: ["stage1"] },
-  keepGenerator: { kind: "bool", describe: "stage 2: keep stage 1's generator adapter instead of a fresh one", commands: ["stage2"] },
-  trainMemoryTokens: { kind: "bool", describe: "stage 2: train the memory-token embeddings too", commands: ["stage2"] },
+  compressionRate: { group: "CLaRa:", kind: "int", describe: "ρ: document tokens per memory token (stage 1 sets it; stages 2-3 check it against the checkpoint)", commands: TRAIN_AND_PLAN },
+  docMaxLength: { group: "CLaRa:", kind: "int", describe: "document length in tokens; longer documents are truncated (with a warning)", commands: TRAIN_AND_PLAN },
+  k: { group: "CLaRa:", kind: "int", describe: "documents per prompt", help: { stage2: "documents per record (every record must have k)", stage3: "documents the retriever selects per question (top-k)", "make-data": "documents per stage-2 record (default 5)" }, commands: ["stage2", "stage3", "make-data"] },
+  candidates: { group: "CLaRa:", kind: "int", describe: "keep N candidates per question (the positives and the first others)", help: { "make-data": "candidate documents per stage-3 record (default 20)" }, commands: ["stage3", "make-data"] },
+  tau: { group: "CLaRa:", kind: "number", describe: "stage 3: temperature of the differentiable top-k", commands: ["stage3"] },
+  maxLength: { group: "CLaRa:", kind: "int", describe: "generator sequence limit in tokens", commands: TRAIN },
+  loraRank: { group: "CLaRa:", kind: "int", describe: "LoRA rank r (stage 1; later stages keep the checkpoint's)", commands: ["stage1"] },
+  loraAlpha: { group: "CLaRa:", kind: "number", describe: "LoRA α", commands: ["stage1"] },
+  loraDropout: { group: "CLaRa:", kind: "number", describe: "LoRA dropout", commands: ["stage1"] },
+  keepGenerator: { group: "CLaRa:", kind: "bool", describe: "stage 2: keep stage 1's generator adapter instead of a fresh one", commands: ["stage2"] },
+  trainMemoryTokens: { group: "CLaRa:", kind: "bool", describe: "stage 2: train the memory-token embeddings too", commands: ["stage2"] },
   // optimisation
-  lr: { kind: "number", describe: "peak learning rate", commands: TRAIN },
-  schedule: { kind: ["cosine", "constant"], describe: "learning-rate schedule", commands: TRAIN },
-  warmupRatio: { kind: "number", describe: "fraction of the updates spent warming up", commands: TRAIN },
-  minLrRatio: { kind: "number", describe: "cosine floor as a fraction of --lr", commands: TRAIN },
-  batchSize: { kind: "int", describe: "examples per optimizer update", commands: TRAIN, alias: "batch" },
-  microBatchSize: { kind: "int", describe: "examples per forward/backward pass (gradients are accumulated)", commands: TRAIN },
-  accumulation: { kind: "int", describe: "gradient-accumulation passes per update (micro-batch = batch / accumulation)", commands: TRAIN },
-  epochs: { kind: "number", describe: "passes over the training records", commands: TRAIN },
-  maxSteps: { kind: "int", describe: "stop after this many updates", commands: TRAIN },
-  maxGradNorm: { kind: "number", describe: "gradient clipping norm", commands: TRAIN },
-  weightDecay: { kind: "number", describe: "AdamW weight decay", commands: TRAIN },
-  seed: { kind: "int", describe: "seed of the data order, the split and the adapters", commands: [...TRAIN_AND_PLAN, "make-data"] },
-  evalSplit: { kind: "number", describe: "fraction of --data held out for evaluation (0 to 1)", commands: TRAIN },
-  evalEvery: { kind: "int", describe: "evaluate every N updates (0: only at the end)", commands: TRAIN },
-  checkpointEvery: { kind: "int", describe: "write a resumable checkpoint every N updates (0: only at the end)", commands: TRAIN },
+  lr: { group: "Optimisation:", kind: "number", describe: "peak learning rate", commands: TRAIN },
+  schedule: { group: "Optimisation:", kind: ["cosine", "constant"], describe: "learning-rate schedule", commands: TRAIN },
+  warmupRatio: { group: "Optimisation:", kind: "number", describe: "fraction of the updates spent warming up", commands: TRAIN },
+  minLrRatio: { group: "Optimisation:", kind: "number", describe: "cosine floor as a fraction of --lr", commands: TRAIN },
+  batchSize: { group: "Optimisation:", kind: "int", describe: "examples per optimizer update", commands: TRAIN, alias: "batch" },
+  microBatchSize: { group: "Optimisation:", kind: "int", describe: "examples per forward/backward pass (gradients are accumulated)", commands: TRAIN },
+  accumulation: { group: "Optimisation:", kind: "int", describe: "gradient-accumulation passes per update (micro-batch = batch / accumulation)", commands: TRAIN },
+  epochs: { group: "Optimisation:", kind: "number", describe: "passes over the training records", commands: TRAIN },
+  maxSteps: { group: "Optimisation:", kind: "int", describe: "stop after this many updates", commands: TRAIN },
+  maxGradNorm: { group: "Optimisation:", kind: "number", describe: "gradient clipping norm", commands: TRAIN },
+  weightDecay: { group: "Optimisation:", kind: "number", describe: "AdamW weight decay", commands: TRAIN },
+  seed: { group: "Optimisation:", kind: "int", describe: "seed of the data order, the split and the adapters", commands: [...TRAIN_AND_PLAN, "make-data"] },
+  evalSplit: { group: "Optimisation:", kind: "number", describe: "fraction of --data held out for evaluation (0 to 1)", commands: TRAIN },
+  evalEvery: { group: "Optimisation:", kind: "int", describe: "evaluate every N updates (0: only at the end)", commands: TRAIN },
+  checkpointEvery: { group: "Optimisation:", kind: "int", describe: "write a resumable checkpoint every N updates (0: only at the end)", commands: TRAIN },
   // output
-  plots: { kind: "bool", describe: "write loss curves as PNG (--no-plots to skip)", commands: TRAIN_AND_PLAN },
-  logEvery: { kind: "int", describe: "without a terminal: a log line every N updates (default: about 20 lines per stage)", commands: TRAIN_AND_PLAN },
+  plots: { group: "Display:", kind: "bool", describe: "write loss curves as PNG (--no-plots to skip)", commands: TRAIN_AND_PLAN },
+  logEvery: { group: "Display:", kind: "int", describe: "without a terminal: a log line every N updates (default: about 20 lines per stage)", commands: TRAIN_AND_PLAN },
   // pipeline
-  force: { kind: "bool", describe: "retrain stages even when their checkpoint is complete and matches", commands: ["pipeline", "demo"] },
-  pdf: { kind: "string", describe: "evaluation: the PDF (default knowledge_data/2511.18659v2.pdf, else knowledge_data/sample_paper.pdf)", commands: ["pipeline", "demo"] },
-  qaFile: { kind: "string", describe: "evaluation: question/answer pairs about the PDF (JSON Lines)", commands: ["pipeline", "demo"] },
-  maxQuestions: { kind: "int", describe: "evaluation: at most N questions", commands: ["pipeline", "demo"] },
-  skipEval: { kind: "bool", describe: "stop after stage 3", commands: ["pipeline", "demo"] },
+  force: { group: "Pipeline:", kind: "bool", describe: "retrain stages even when their checkpoint is complete and matches", commands: ["pipeline", "demo"] },
+  pdf: { group: "Evaluation:", kind: "string", describe: "evaluation: the PDF (default knowledge_data/2511.18659v2.pdf, else knowledge_data/sample_paper.pdf)", commands: ["pipeline", "demo"] },
+  qaFile: { group: "Evaluation:", kind: "string", describe: "evaluation: question/answer pairs about the PDF (JSON Lines)", commands: ["pipeline", "demo"] },
+  maxQuestions: { group: "Evaluation:", kind: "int", describe: "evaluation: at most N questions", commands: ["pipeline", "demo"] },
+  skipEval: { group: "Evaluation:", kind: "bool", describe: "stop after stage 3", commands: ["pipeline", "demo"] },
   // make-data
-  instruction: { kind: "string", describe: "make-data: write stage-2 records here", commands: ["make-data"] },
-  endToEnd: { kind: "string", describe: "make-data: write stage-3 records here", commands: ["make-data"] },
-  questionsPerDoc: { kind: "int", describe: "make-data: at most N questions per document", commands: ["make-data"] },
-  example: { kind: "bool", describe: "make-data: regenerate the example data (example/) instead", commands: ["make-data"] },
+  instruction: { group: "Data and output:", kind: "string", describe: "make-data: write stage-2 records here", commands: ["make-data"] },
+  endToEnd: { group: "Data and output:", kind: "string", describe: "make-data: write stage-3 records here", commands: ["make-data"] },
+  questionsPerDoc: { group: "Data and output:", kind: "int", describe: "make-data: at most N questions per document", commands: ["make-data"] },
+  example: { group: "Data and output:", kind: "bool", describe: "make-data: regenerate the example data (example/) instead", commands: ["make-data"] },
 };
 
 /** Config-file sections: settings for one command or stage (they override the top level). */
@@ -109,7 +112,7 @@ export interface Origin {
 export function checkValue(key: string, value: unknown, origin: Origin): unknown {
   const spec = SETTINGS[key];
   const fail = (expected: string) =>
-    new ClaraError("E_INVALID_ARGUMENT", `${origin.name} must be ${expected}, got ${describeValue(value)}`, {
+    new ClaraError("E_INVALID_ARGUMENT", `must be ${expected}, got ${describeValue(value)}`, {
       file: origin.file,
       line: origin.line,
       field: origin.name,

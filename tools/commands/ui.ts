@@ -92,6 +92,8 @@ export class Ui {
             this.bar = new SingleBar({
               format: `${label} {bar} {value}/{total} | loss {loss} | lr {lr} | {tps} tok/s | ETA {etaText} | mem {mem}{extra}`,
               barsize: 24,
+              barCompleteChar: "\u2588",
+              barIncompleteChar: "\u2591",
               hideCursor: true,
               clearOnComplete: false,
               stream: process.stderr,

@@ -1,0 +1,33 @@
+// Ctrl-C during training: the first one lets the current update finish and the trainer write a
+// resumable checkpoint (atomically); a second one exits at once without a checkpoint.
+
+import type { Ui } from "./ui";
+import { EXIT } from "./ui";
+
+export interface Interrupt {
+  signal: AbortSignal;
+  dispose(): void;
+}
+
+export function onInterrupt(ui: Ui): Interrupt {
+  const controller = new AbortController();
+  const handler = () => {
+    if (!controller.signal.aborted) {
+      ui.event({ type: "signal", signal: "SIGINT" });
+      ui.notice("\nCtrl-C: finishing the current update and writing a checkpoint (Ctrl-C again to quit without one)");
+      controller.abort();
+      return;
+    }
+    ui.notice("clara-train: stopped without writing a checkpoint");
+    process.exit(EXIT.interrupted);
+  };
+  process.on("SIGINT", handler);
+  return { signal: controller.signal, dispose: () => process.off("SIGINT", handler) };
+}
+
+/** The command line that repeats this invocation with --resume. */
+export function resumeCommand(argv: readonly string[] = process.argv.slice(2)): string {
+  const args = argv.filter((a) => a !== "--resume" && a !== "--no-resume");
+  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  return `npx clara-train ${[...args, "--resume"].map(quote).join(" ")}`;
+}

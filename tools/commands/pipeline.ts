@@ -1,0 +1,257 @@
+// `clara-train pipeline`: stage 1 → stage 2 → stage 3 → evaluation on the paper PDF, with the
+// plan's default paths. Every stage's data is validated before stage 1 starts. A stage whose
+// checkpoint is complete and was trained with the same settings and inputs is skipped (and the
+// output says so); a changed earlier stage changes the later stages' inputs, so they retrain.
+// `clara-train demo` is the pipeline on the bundled example data with demo.yaml's small sizes.
+
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ClaraError } from "../../lib/errors";
+import { readCheckpoint } from "../../lib/io/checkpoint";
+import { writeFileAtomic } from "../../lib/io/atomic";
+import { packageRoot } from "../../lib/native";
+import type { TrainSummary } from "../../lib/trainers/trainer";
+import type { ConfigFile } from "./config-file";
+import { readConfigFile } from "./config-file";
+import { onInterrupt, resumeCommand } from "./interrupt";
+import { pipelineEvalSettings, pipelineSettings, pipelineStageSettings } from "./resolve";
+import type { Settings } from "./settings";
+import {
+  bindInputs,
+  DEFAULT_MODEL,
+  DEFAULT_RESULTS,
+  describeOutcome,
+  ensureWritableDir,
+  isCompleteMatch,
+  plotCurve,
+  PLAN_PATHS,
+  prepareStage,
+  runPrepared,
+  STAGES,
+  type Prepared,
+  type StageName,
+  type StageOutcome,
+} from "./train";
+import { duration, type Ui } from "./ui";
+
+export const USER_PDF = "knowledge_data/2511.18659v2.pdf";
+export const SAMPLE_PDF = "knowledge_data/sample_paper.pdf";
+export const SAMPLE_QA = "knowledge_data/sample_paper_qa.jsonl";
+
+export interface EvaluationSuiteOptions {
+  checkpoints: { stage1?: string; stage2?: string; stage3?: string };
+  pdf: string;
+  qaFile?: string;
+  outDir: string;
+  modelPath?: string;
+  k?: number;
+  maxQuestions?: number;
+  untrainedModelPath?: string;
+  trainingCurves?: Array<{ stage: string; pngPath: string }>;
+  onProgress?: (message: string) => void;
+}
+interface EvaluationSuite {
+  runEvaluationSuite(o: EvaluationSuiteOptions): Promise<{ reportPath: string }>;
+  /** The PDF to use in a folder: the one that is not the sample, else the sample. */
+  defaultPdf?(dir?: string): string;
+  /** <folder>/<name>_qa.jsonl beside a PDF. */
+  handWrittenQaFor?(pdf: string): string;
+}
+
+/** lib/eval/suite when this build has it, else null (the pipeline then stops after stage 3). */
+export function loadEvaluationSuite(): EvaluationSuite | null {
+  let resolved: string;
+  try {
+    resolved = require.resolve("../../lib/eval/suite");
+  } catch {
+    return null;
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(resolved) as EvaluationSuite;
+  return typeof mod.runEvaluationSuite === "function" ? mod : null;
+}
+
+export interface PipelineArgs {
+  command: "pipeline" | "demo";
+  argv: Record<string, unknown>;
+  config?: ConfigFile;
+  resume: boolean;
+  ui: Ui;
+}
+
+export interface PipelineResult {
+  stages: StageOutcome[];
+  reportPath: string | null;
+  evaluation: "done" | "skipped" | "unavailable";
+  seconds: number;
+  summaryFile: string;
+}
+
+export async function runPipeline(a: PipelineArgs): Promise<PipelineResult> {
+  const started = performance.now();
+  const { ui } = a;
+  const shared = pipelineSettings(a.command, a.argv, a.config);
+  const stageSettings: Record<StageName, Settings> = {
+    stage1: pipelineStageSettings("stage1", a.command, a.argv, a.config),
+    stage2: pipelineStageSettings("stage2", a.command, a.argv, a.config),
+    stage3: pipelineStageSettings("stage3", a.command, a.argv, a.config),
+  };
+  // The plan's data and paths unless the config or flags say otherwise; each stage starts from the previous one's checkpoint.
+  const defaultsData: Record<StageName, string> = { stage1: "example/pretrain.jsonl", stage2: "example/instruction.jsonl", stage3: "example/end_to_end.jsonl" };
+  for (const stage of STAGES) {
+    const s = stageSettings[stage];
+    s.data ??= defaultsData[stage];
+    s.out ??= PLAN_PATHS[stage];
+  }
+  stageSettings.stage1.model ??= DEFAULT_MODEL;
+  stageSettings.stage2.from ??= stageSettings.stage1.out;
+  stageSettings.stage3.from ??= stageSettings.stage2.out;
+  const results = (stageSettings.stage1.results as string | undefined) ?? DEFAULT_RESULTS;
+  ensureWritableDir(results, "--results");
+
+  // Evaluation: decided (and its inputs checked) before any training.
+  const ev = pipelineEvalSettings(a.command, a.argv, a.config);
+  const suite = ev.skipEval ? null : loadEvaluationSuite();
+  let pdf: string | undefined;
+  let qaFile: string | undefined;
+  if (suite) {
+    pdf = (ev.pdf as string | undefined) ?? (suite.defaultPdf ? suite.defaultPdf("knowledge_data") : fs.existsSync(USER_PDF) ? USER_PDF : SAMPLE_PDF);
+    if (!fs.existsSync(pdf)) {
+      throw new ClaraError("E_IO", `the evaluation PDF does not exist; pass --pdf <file.pdf>, put the paper at ${USER_PDF}, or pass --skip-eval`, { file: pdf, field: "--pdf" });
+    }
+    qaFile = ev.qaFile as string | undefined;
+    if (qaFile === undefined) {
+      const beside = suite.handWrittenQaFor ? suite.handWrittenQaFor(pdf) : path.normalize(pdf) === path.normalize(SAMPLE_PDF) ? SAMPLE_QA : undefined;
+      if (beside !== undefined && fs.existsSync(beside)) qaFile = beside;
+    }
+    if (qaFile !== undefined && !fs.existsSync(qaFile)) throw new ClaraError("E_IO", "the question file does not exist; pass --qa-file <file.jsonl>", { file: qaFile, field: "--qa-file" });
+  }
+
+  ui.info(`${a.command}: stage 1 → stage 2 → stage 3 → ${suite ? `evaluation on ${pdf}` : "(evaluation not available)"}`);
+  const prepared: Prepared[] = STAGES.map((stage) => prepareStage(stage, stageSettings[stage], ui));
+  const outcomes: StageOutcome[] = [];
+  const interrupt = onInterrupt(ui);
+  try {
+    for (const p of prepared) {
+      bindInputs(p);
+      const out = p.effective.out as string;
+      const check = isCompleteMatch(p);
+      if (check.match && !shared.force) {
+        const outcome = skippedOutcome(p);
+        if (p.effective.plots && !fs.existsSync(path.join(p.effective.results as string, `${p.stage}_loss.png`))) {
+          const progress = (readCheckpoint(out).metadata.progress ?? {}) as { history?: TrainSummary["history"]; evals?: TrainSummary["evals"] };
+          outcome.curve = await plotCurve(p.stage, progress.history ?? [], progress.evals ?? [], p.effective.results as string, ui);
+        } else if (p.effective.plots) outcome.curve = path.join(p.effective.results as string, `${p.stage}_loss.png`);
+        ui.info(`${p.stage}: ${out} is complete and matches the config; skipping it (--force retrains)`);
+        ui.event({ type: "skip", stage: p.stage, checkpoint: out });
+        outcomes.push(outcome);
+        continue;
+      }
+      if (fs.existsSync(out) && check.why && !check.why.startsWith("the checkpoint is unfinished")) ui.info(`${p.stage}: retraining: ${check.why}`);
+      const resume = a.resume && fs.existsSync(out) && check.why.startsWith("the checkpoint is unfinished");
+      const outcome = await runPrepared(p, { resume, signal: interrupt.signal, ui, resumeCommand: resumeCommand() });
+      ui.info(describeOutcome(outcome));
+      outcomes.push(outcome);
+    }
+  } finally {
+    interrupt.dispose();
+  }
+
+  let reportPath: string | null = null;
+  let evaluation: PipelineResult["evaluation"] = "skipped";
+  if (ev.skipEval) ui.info("evaluation: skipped (--skip-eval)");
+  else if (!suite) {
+    evaluation = "unavailable";
+    ui.info("evaluation: not part of this build yet (lib/eval/suite); the pipeline stops after stage 3");
+  } else {
+    const evalStarted = performance.now();
+    const model = (stageSettings.stage1.model as string | undefined) ?? DEFAULT_MODEL;
+    ui.info(`evaluation on ${pdf}${qaFile ? ` with ${qaFile}` : ""} …`);
+    const r = await suite.runEvaluationSuite({
+      checkpoints: { stage1: outcomes[0].checkpoint, stage2: outcomes[1].checkpoint, stage3: outcomes[2].checkpoint },
+      pdf: pdf!,
+      qaFile,
+      outDir: results,
+      modelPath: model,
+      k: (ev.k as number | undefined) ?? (prepared[2].effective.k as number),
+      maxQuestions: ev.maxQuestions as number | undefined,
+      untrainedModelPath: model,
+      trainingCurves: outcomes.filter((o) => o.curve).map((o) => ({ stage: o.stage, pngPath: o.curve! })),
+      onProgress: (m) => ui.info(`evaluation: ${m}`),
+    });
+    reportPath = r.reportPath;
+    evaluation = "done";
+    ui.info(`evaluation done in ${duration((performance.now() - evalStarted) / 1000)}`);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const summaryFile = path.join(results, `${a.command}.json`);
+  const result: PipelineResult = { stages: outcomes, reportPath, evaluation, seconds, summaryFile };
+  writeFileAtomic(summaryFile, Buffer.from(JSON.stringify(result, null, 1) + "\n"));
+  return result;
+}
+
+function skippedOutcome(p: Prepared): StageOutcome {
+  const out = p.effective.out as string;
+  const { metadata } = readCheckpoint(out);
+  const progress = (metadata.progress ?? {}) as { history?: TrainSummary["history"]; evals?: TrainSummary["evals"] };
+  const last = progress.history?.[progress.history.length - 1];
+  const lastEval = progress.evals?.[progress.evals.length - 1];
+  return {
+    stage: p.stage,
+    checkpoint: out,
+    configFile: out.replace(/\.npz$/, "") + ".config.json",
+    steps: metadata.step,
+    totalSteps: metadata.step,
+    finalLoss: last?.loss ?? null,
+    evalLoss: lastEval?.loss ?? null,
+    seconds: 0,
+    curve: null,
+    summaryFile: null,
+    skipped: true,
+    truncatedDocuments: 0,
+  };
+}
+
+export function describePipeline(r: PipelineResult): string {
+  const times = r.stages.map((o) => `${o.stage} ${o.skipped ? "skipped" : duration(o.seconds)}`).join(", ");
+  const end =
+    r.reportPath !== null
+      ? `report: ${r.reportPath}`
+      : r.evaluation === "unavailable"
+        ? `stopped after stage 3 (evaluation is not in this build yet); checkpoints: ${r.stages.map((o) => o.checkpoint).join(", ")}; summary: ${r.summaryFile}`
+        : `stopped after stage 3 (--skip-eval); summary: ${r.summaryFile}`;
+  return `done in ${duration(r.seconds)} (${times}); ${end}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// demo
+
+/** The demo's settings: example/demo.yaml when present, else the copy shipped in tools/commands. */
+export function demoConfigPath(): string {
+  const candidates = ["example/demo.yaml", path.join(packageRoot(), "example", "demo.yaml"), path.join(packageRoot(), "tools", "commands", "demo.yaml")];
+  const found = candidates.find((f) => fs.existsSync(f));
+  if (!found) throw new ClaraError("E_IO", "the demo settings (demo.yaml) are missing from this installation; pass --config <file>", { file: candidates[2], field: "--config" });
+  return found;
+}
+
+/** Fetches the default model (tools/setup/fetch-model.js) when the demo needs it and it is missing. */
+export function ensureDefaultModel(model: string, ui: Ui): void {
+  if (fs.existsSync(model)) return;
+  if (path.resolve(model) !== path.resolve(DEFAULT_MODEL)) return; // prepareStage reports another missing model
+  const script = path.join(packageRoot(), "tools", "setup", "fetch-model.js");
+  ui.info(`demo: the default model ${model} is missing; fetching it: node ${path.relative(process.cwd(), script) || script}`);
+  const r = spawnSync(process.execPath, [script], { stdio: ["ignore", "inherit", "inherit"] });
+  if (r.status !== 0 || !fs.existsSync(model)) {
+    throw new ClaraError("E_MODEL_FILES", `could not fetch the default model (exit ${r.status}); run npm run fetch-model and see its message`, { file: model, field: "--model" });
+  }
+}
+
+export async function runDemo(a: Omit<PipelineArgs, "command" | "config"> & { configFile?: string }): Promise<PipelineResult> {
+  const file = a.configFile ?? demoConfigPath();
+  const config = readConfigFile(file);
+  a.ui.info(`demo: settings from ${file} (flags override them)`);
+  const model = (a.argv.model as string | undefined) ?? (config.sections.stage1?.model as string | undefined) ?? (config.top.model as string | undefined) ?? DEFAULT_MODEL;
+  ensureDefaultModel(model, a.ui);
+  return runPipeline({ ...a, command: "demo", config });
+}
