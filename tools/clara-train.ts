@@ -14,6 +14,7 @@
 
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
+import { launch } from "./launch";
 import { readConfigFile, type ConfigFile } from "./commands/config-file";
 import { convertCommand } from "./commands/convert";
 import { doctor, formatDoctor } from "./commands/doctor";
@@ -54,6 +55,7 @@ const STAGE_HELP: Record<StageName, string> = {
 
 async function main(argv: string[]): Promise<void> {
   let y = yargs(argv)
+    .parserConfiguration({ "populate--": true })
     .scriptName("clara-train")
     .usage("$0 <command> [options]\n\nTrain CLaRa on MLX: stage 1 → stage 2 → stage 3 → evaluation.")
     .option("config", { type: "string", describe: "settings from a YAML or JSON file (flags override it)" })
@@ -143,7 +145,34 @@ async function main(argv: string[]): Promise<void> {
         ui.result(`wrote ${result.file}`, { ...result });
       },
     )
-    .demandCommand(1, "name a command: demo, pipeline, stage1, stage2, stage3, make-data, doctor or convert")
+    .command(
+      "launch",
+      "run a clara-train command data-parallel over MLX's distributed layer: clara-train launch --nproc 2 -- stage1 …",
+      (c) =>
+        c
+          .option("nproc", { type: "number", describe: "ranks to start on this machine (ring backend over loopback)" })
+          .option("hosts", { type: "string", describe: "comma-separated host of each rank (e.g. Thunderbolt bridge IPs)" })
+          .option("rank", { type: "number", describe: "with --hosts: the rank to start on this machine" })
+          .option("base-port", { type: "number", describe: "first TCP port of the ring (rank i uses base + i)" })
+          .option("backend", { type: "string", default: "ring", describe: "MLX distributed backend: ring, mpi, jaccl, nccl or any" })
+          .strict(false),
+      async (args: Args) => {
+        const rest = (args["--"] as string[] | undefined) ?? [];
+        if (rest.length === 0) throw new CliUsageError("name the command to run after --, e.g. clara-train launch --nproc 2 -- stage1 --data …");
+        const hosts = typeof args.hosts === "string" ? (args.hosts as string).split(",").map((h) => h.trim()).filter(Boolean) : undefined;
+        if (!hosts && !(Number(args.nproc) >= 2)) throw new CliUsageError("give --nproc N (N ≥ 2) or --hosts h1,h2,…");
+        const code = await launch({
+          command: [process.execPath, __filename, ...rest],
+          hosts,
+          nproc: args.nproc as number | undefined,
+          rank: args.rank as number | undefined,
+          basePort: args.basePort as number | undefined,
+          backend: args.backend as string,
+        });
+        if (code !== 0) throw new CliExit(code);
+      },
+    )
+    .demandCommand(1, "name a command: demo, pipeline, stage1, stage2, stage3, make-data, doctor, convert or launch")
     .strict()
     .help()
     .version(false)
