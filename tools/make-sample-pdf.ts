@@ -130,7 +130,13 @@ function furniture(paper: SamplePaper, pageNumber: number): string {
 /** The table across the text width with its rules and caption; returns the content and its height. */
 function drawTable(table: PaperTable, top: number): { content: string; bottom: number } {
   let out = "";
-  const xs = table.columns.map((f) => MARGIN.left + f * TEXT_WIDTH);
+  // Columns as wide as their widest cell, the spare width spread evenly between them.
+  const widths = table.header.map((_, i) =>
+    Math.max(width(table.header[i], STYLES.tableHead), ...table.rows.map((r) => width(r[i], STYLES.table))),
+  );
+  const spare = (TEXT_WIDTH - widths.reduce((a, b) => a + b, 0)) / (widths.length - 1);
+  if (spare < 2 * STYLES.table.size) throw new Error("make-sample-pdf: the table is too wide for the page");
+  const xs = widths.map((_, i) => MARGIN.left + widths.slice(0, i).reduce((a, b) => a + b + spare, 0));
   const rule = (y: number, w: number) => `${w} w ${MARGIN.left} ${num(y)} m ${PAGE.width - MARGIN.right} ${num(y)} l S\n`;
   let y = top;
   out += rule(y, 0.8);

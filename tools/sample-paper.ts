@@ -13,8 +13,6 @@ export interface PaperTable {
   /** Column headers and rows (cells are single lines). */
   header: string[];
   rows: string[][];
-  /** Left edge of each column, as a fraction of the text width. */
-  columns: number[];
   caption: string;
 }
 
@@ -192,7 +190,6 @@ export const SAMPLE_PAPER: SamplePaper = {
       ["2 (instruction)", "compressor, new generator", "5", "1e-4", "NTP + 0.1 MSE"],
       ["3 (end to end)", "query reasoner, generator", "5 of 20", "5e-6", "NTP"],
     ],
-    columns: [0, 0.17, 0.48, 0.7, 0.85],
     caption:
       "Table 1: The three training stages. The compressor is frozen in stage 3, and the generator adapter is re-initialised at the start of stage 2.",
   },

@@ -19,6 +19,7 @@ export interface LayoutLine {
   x1: number;
   /** Baseline from the top of the page. */
   y: number;
+  pageHeight: number;
   size: number;
   bold: boolean;
   region: Region;
@@ -76,7 +77,9 @@ export function layoutPages(pages: PdfPageText[]): { lines: LayoutLine[]; stats:
   pages.forEach((p, i) => {
     const twoColumn = gutter !== null && Math.abs(p.width - pageWidthOf(pages)) < 1 && pageUsesGutter(rowsByPage[i], gutter);
     if (twoColumn) stats.twoColumnPages++;
-    lines.push(...(twoColumn ? twoColumnOrder(rowsByPage[i], gutter!, p.page === firstTextPage(pages)) : singleColumnOrder(rowsByPage[i])));
+    const ordered = twoColumn ? twoColumnOrder(rowsByPage[i], gutter!, p.page === firstTextPage(pages)) : singleColumnOrder(rowsByPage[i]);
+    for (const l of ordered) l.pageHeight = p.height;
+    lines.push(...ordered);
   });
   stats.lines = lines.length;
   return { lines, stats };
@@ -253,6 +256,7 @@ function line(page: number, ps: Piece[], region: Region, role: LineRole): Layout
     x0: Math.min(...ps.map((p) => p.x0)),
     x1: Math.max(...ps.map((p) => p.x1)),
     y: Math.max(...ps.map((p) => p.y)),
+    pageHeight: 0,
     size: Math.round((ps.reduce((s, p) => s + p.size * p.text.length, 0) / Math.max(1, chars)) * 10) / 10,
     bold: ps.every((p) => p.bold),
     region,

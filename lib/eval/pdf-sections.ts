@@ -3,7 +3,7 @@
 // carry a usual section name ("Abstract", "References", "Appendix B ..."); numbers must not go
 // backwards, so a bold list item is not a section. Paragraphs break at indents, vertical gaps,
 // short last lines and size changes; words hyphenated at line ends are joined again. Full-width
-// floats (tables) become paragraphs of their own after the paragraph they interrupt.
+// floats (tables) and footnotes become paragraphs of their own after the paragraph they cut.
 
 import { joinLines, wordSet } from "./text";
 import type { LayoutLine } from "./pdf-layout";
@@ -71,6 +71,7 @@ function bodyFontSize(lines: LayoutLine[]): number {
 
 class HeadingDetector {
   private lastTop = 0;
+  private lastLetter: number | null = null;
   private afterReferences = false;
 
   constructor(private readonly bodySize: number) {}
@@ -94,13 +95,20 @@ class HeadingDetector {
     }
     if (!emphasized) return null;
     const app = APPENDIX.exec(text);
-    if (app) return this.accept({ title: text, number: app[1].toUpperCase(), level: 1, kind: "appendix" });
+    if (app) {
+      this.lastLetter = app[1].toUpperCase().charCodeAt(0);
+      return this.accept({ title: text, number: app[1].toUpperCase(), level: 1, kind: "appendix" });
+    }
     const m = NUMBERED.exec(text);
     if (!m || /[.,;:]$/.test(m[2]) || !/\p{L}{3}/u.test(m[2])) return null;
     const number = m[1];
     const parts = number.split(".");
     if (/^[A-Z]$/.test(parts[0])) {
-      if (m[2].split(/\s+/).length > 8) return null;
+      // Appendix letters run A, B, C, ...: "X Desktop Group" on a title page is no appendix.
+      const code = parts[0].charCodeAt(0);
+      const inOrder = parts.length === 1 ? code === (this.lastLetter ?? 64) + 1 : code === this.lastLetter;
+      if (!inOrder || m[2].split(/\s+/).length > 8) return null;
+      this.lastLetter = code;
       return this.accept({ title: text, number, level: parts.length, kind: "appendix" });
     }
     const top = Number(parts[0]);
@@ -195,7 +203,8 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
 
   for (const l of lines) {
     if (titleLines.has(l)) continue;
-    if (l.role === "float") {
+    // Floats, and footnotes (small text low on the page), must not cut the running paragraph.
+    if (l.role === "float" || (l.size <= bodySize - 1.5 && l.y > 0.7 * l.pageHeight && current.kind !== "references")) {
       floats.push(l);
       continue;
     }

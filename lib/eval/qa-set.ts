@@ -180,7 +180,7 @@ export function extractiveQa(sections: Section[], options: ExtractiveOptions = {
         used.add(c.category);
         made++;
         items.push({
-          id: `${options.idPrefix ?? "ext"}-${section.number ?? section.index}-${made}`,
+          id: `${options.idPrefix ?? "ext"}-s${section.index}-${made}`,
           question,
           reference_answer: c.answer,
           category: c.category,
@@ -269,27 +269,43 @@ function containsTokens(hay: string[], needle: string[]): boolean {
   return false;
 }
 
-/** Asks `generate` for pairs about each section and keeps those the section supports. */
-export async function llmQa(
-  sections: Section[],
-  generate: (prompt: string) => Promise<string>,
-  options: LlmQaOptions = {},
-): Promise<{ items: QaItem[]; stats: LlmQaStats }> {
+/** A prompt in, the model's reply out; or many prompts at once (faster on most devices). */
+export type QaGenerator = ((prompt: string) => Promise<string>) | { batch: (prompts: string[]) => Promise<string[]>; size: number };
+
+async function replies(prompts: string[], generate: QaGenerator): Promise<string[]> {
+  if (typeof generate === "function") {
+    const out: string[] = [];
+    for (const p of prompts) out.push(await generate(p));
+    return out;
+  }
+  const out: string[] = [];
+  for (let i = 0; i < prompts.length; i += generate.size) out.push(...(await generate.batch(prompts.slice(i, i + generate.size))));
+  return out;
+}
+
+/** Asks the model for pairs about each section and keeps those the section supports. */
+export async function llmQa(sections: Section[], generate: QaGenerator, options: LlmQaOptions = {}): Promise<{ items: QaItem[]; stats: LlmQaStats }> {
   const perSection = options.perSection ?? 2;
   const maxChars = options.maxSectionChars ?? 3000;
   const seen = options.exclude ?? new Set<string>();
   const stats: LlmQaStats = { sections: 0, malformedReplies: 0, pairs: 0, accepted: 0, malformed: 0, unsupported: 0, trivial: 0, duplicate: 0 };
   const items: QaItem[] = [];
+  const asked: Array<{ section: Section; sentences: Array<{ text: string; page: number }>; text: string }> = [];
   for (const section of sections) {
     if (!DEFAULT_CHUNK_KINDS.includes(section.kind) || section.text.trim() === "") continue;
-    stats.sections++;
     const sentences = sectionSentences(section);
     let text = "";
     for (const s of sentences) {
       if (text.length + s.text.length + 1 > maxChars && text !== "") break;
       text = text ? `${text} ${s.text}` : s.text;
     }
-    const objects = parseJsonObjects(await generate(qaPrompt(section, text, perSection)));
+    asked.push({ section, sentences, text });
+  }
+  const answers = await replies(asked.map((a) => qaPrompt(a.section, a.text, perSection)), generate);
+  for (let si = 0; si < asked.length; si++) {
+    const { section, sentences, text } = asked[si];
+    stats.sections++;
+    const objects = parseJsonObjects(answers[si]);
     if (objects.length === 0) stats.malformedReplies++;
     let accepted = 0;
     for (const o of objects) {
@@ -331,7 +347,7 @@ export async function llmQa(
       accepted++;
       stats.accepted++;
       items.push({
-        id: `llm-${section.number ?? section.index}-${accepted}`,
+        id: `llm-s${section.index}-${accepted}`,
         question,
         reference_answer: answer,
         category,
@@ -352,8 +368,8 @@ export async function llmQa(
 export interface MakeQaOptions {
   /** A hand-written QA file (used whole when present). */
   handWritten?: string;
-  /** The LLM, prompt in, reply out; without it only the extractive generator runs. */
-  generate?: (prompt: string) => Promise<string>;
+  /** The LLM (one prompt or a batch at a time); without it only the extractive generator runs. */
+  generate?: QaGenerator;
   /** Generated questions per section (LLM first, extractive to fill up). Default 2. */
   perSection?: number;
   /** Also generate when a hand-written file is present. */

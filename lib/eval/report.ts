@@ -158,7 +158,9 @@ export function formatReport(o: {
   lines.push(table(["Model", "Scenario", "latency ms/question", "context tokens", "answer words"], erows));
   lines.push("");
   lines.push(
-    `Context tokens: n·k memory tokens for compressed chunks, the chunks' own tokens for raw text. ` +
+    `Latency per question is its generation batch's wall time divided by the batch size (${String(c.batchSize ?? 1)}), plus its retrieval; ` +
+      `base-model answers shared between stages keep the time measured when first computed. ` +
+      `Context tokens: n·k memory tokens for compressed chunks, the chunks' own tokens for raw text. ` +
       `Chunk compression (the index) took ${all.map((e) => `${e.label} ${f0(e.index.compressMs)} ms`).join(", ")}.`,
   );
   lines.push("");

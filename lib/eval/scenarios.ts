@@ -4,10 +4,7 @@
 //      adapter (stage 3), by CLaRa's query reasoner over the compressed chunks; answered by the
 //      CLaRa generator from the compressed chunks and, as the reference, by the base model
 //      reading the same chunks as raw text (the paper's "LLM w/ retrieval" baseline);
-//   3. compression quality: a chunk per section compressed, then reconstructed with the
-//      paraphrase prompt; MSE of mean memory vs mean document states (the compressor's own
-//      term), cosine of the base model's mean-pooled embeddings of original vs reconstruction,
-//      ROUGE-L and token F1.
+//   3. compression quality: see compression.ts.
 // Answers are scored by metrics.ts (SQuAD normalisation, the reference's quirks), per category
 // and overall, with latency per question and the context length the reader saw.
 //
@@ -22,7 +19,7 @@ import { SYSTEM_PROMPTS } from "../clara/templates";
 import type { Tensor } from "../tensor";
 import { Bm25 } from "./bm25";
 import { evidenceChunks, chunkSections, type Chunk, type EvidenceMatch } from "./chunks";
-import { coverExactMatch, exactMatch, f1Score, keywordMatch, pySplit, recallAtK, rougeL, tokenF1 } from "./metrics";
+import { coverExactMatch, exactMatch, f1Score, keywordMatch, pySplit, recallAtK } from "./metrics";
 import type { ExtractedPdf } from "./pdf";
 import { QA_CATEGORIES, type QaCategory, type QaItem } from "./qa-set";
 
@@ -39,6 +36,13 @@ export interface ScenarioOptions {
   reconstructionMaxTokens?: number;
   /** Which chunks scenario 3 reconstructs: the first of each section (default) or all. */
   compressionChunks?: "first-per-section" | "all";
+  /** At most this many of those (evenly spread over the document); default no limit. */
+  maxCompressionChunks?: number;
+  /**
+   * Questions generated together (default 8). Latency per question is its batch's wall time
+   * divided by the batch size; 1 gives single-query latency.
+   */
+  batchSize?: number;
   cache?: AnswerCache;
   onProgress?: (message: string) => void;
 }
@@ -58,7 +62,8 @@ export interface Corpus {
   evidenceMatch: EvidenceMatch[];
 }
 
-function esc(text: string): string {
+/** Literal special-token strings in PDF text broken before they reach the tokenizer. */
+export function esc(text: string): string {
   return escapeSpecialTokens(text);
 }
 
@@ -149,7 +154,7 @@ export interface AnswerScenario {
   aggregate: { overall: AnswerAggregate; byCategory: Partial<Record<QaCategory, AnswerAggregate>> };
 }
 
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+export const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 function se(xs: number[]): number {
   if (xs.length < 2) return 0;
   const m = mean(xs);
@@ -222,28 +227,55 @@ function chatIds(clara: ClaraModel, system: string, user: string): number[] {
   return tok.encode(text);
 }
 
-/** The base model (no adapter), greedy, through the cache. */
-async function baseAnswer(clara: ClaraModel, system: string, user: string, o: Required<Pick<ScenarioOptions, "maxNewTokens">> & ScenarioOptions) {
-  const ids = chatIds(clara, system, user);
-  const key = `${clara.model.fingerprint()}|${o.maxNewTokens}|${ids.join(",")}`;
-  const hit = o.cache?.get(key);
-  if (hit) return { ...hit, cached: true };
-  const t0 = performance.now();
-  const g = await clara.model.generate([ids], { maxTokens: o.maxNewTokens, temperature: 0 });
-  const r = { text: g.texts[0].trim(), ms: performance.now() - t0, promptTokens: ids.length };
-  o.cache?.set(key, r);
-  return { ...r, cached: false };
+export type Resolved = ScenarioOptions & { k: number; maxNewTokens: number; batchSize: number; compressionChunks: "first-per-section" | "all" };
+
+/** Runs `fn` on batches of `items`; each result gets its batch's wall time / batch size. */
+export async function batched<T, R>(items: T[], size: number, fn: (batch: T[]) => Promise<R[]>): Promise<Array<{ value: R; ms: number }>> {
+  const out: Array<{ value: R; ms: number }> = [];
+  for (let i = 0; i < items.length; i += size) {
+    const batch = items.slice(i, i + size);
+    const t0 = performance.now();
+    const values = await fn(batch);
+    const ms = (performance.now() - t0) / batch.length;
+    for (const value of values) out.push({ value, ms });
+  }
+  return out;
 }
 
-/** The CLaRa generator reading compressed chunks [k, n, H]. */
-async function compressedAnswer(clara: ClaraModel, question: string, selected: Tensor, maxNewTokens: number) {
-  const t0 = performance.now();
-  const [text] = await clara.generateFromCompressed([esc(question)], [selected], { maxTokens: maxNewTokens, batchSize: 1 });
-  return { text, ms: performance.now() - t0 };
+/** The base model (no adapter), greedy, through the cache: one answer per {system, user}. */
+async function baseAnswers(clara: ClaraModel, turns: Array<{ system: string; user: string }>, o: Resolved) {
+  const ids = turns.map((t) => chatIds(clara, t.system, t.user));
+  const keys = ids.map((x) => `${clara.model.fingerprint()}|${o.maxNewTokens}|${x.join(",")}`);
+  const cached = keys.map((k) => o.cache?.get(k));
+  const missing = [...new Set(keys.filter((_, i) => !cached[i]))];
+  const fresh = new Map<string, { text: string; ms: number; promptTokens: number }>();
+  const idsOf = new Map(keys.map((k, i) => [k, ids[i]]));
+  const done = await batched(missing, o.batchSize, async (batch) => {
+    const g = await clara.model.generate(batch.map((k) => idsOf.get(k)!), { maxTokens: o.maxNewTokens, temperature: 0 });
+    return g.texts.map((t) => t.trim());
+  });
+  done.forEach(({ value, ms }, i) => {
+    const r = { text: value, ms, promptTokens: idsOf.get(missing[i])!.length };
+    fresh.set(missing[i], r);
+    o.cache?.set(missing[i], r);
+  });
+  return keys.map((k, i) => (cached[i] ? { ...cached[i]!, cached: true } : { ...fresh.get(k)!, cached: false }));
 }
 
-function resolved(o: ScenarioOptions) {
-  return { ...o, k: o.k ?? 5, maxNewTokens: o.maxNewTokens ?? 64, compressionChunks: o.compressionChunks ?? "first-per-section" } as const;
+/** The CLaRa generator reading compressed chunks ([k, n, H] per question). */
+async function compressedAnswers(clara: ClaraModel, questions: string[], selected: Tensor[], o: Resolved) {
+  const items = questions.map((q, i) => ({ q: esc(q), sel: selected[i] }));
+  return batched(items, o.batchSize, (batch) =>
+    clara.generateFromCompressed(
+      batch.map((b) => b.q),
+      batch.map((b) => b.sel),
+      { maxTokens: o.maxNewTokens, batchSize: batch.length },
+    ),
+  );
+}
+
+export function resolved(o: ScenarioOptions): Resolved {
+  return { ...o, k: o.k ?? 5, maxNewTokens: o.maxNewTokens ?? 64, batchSize: Math.max(1, Math.floor(o.batchSize ?? 8)), compressionChunks: o.compressionChunks ?? "first-per-section" };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -251,11 +283,11 @@ function resolved(o: ScenarioOptions) {
 
 export async function zeroShotScenario(clara: ClaraModel, corpus: Corpus, options: ScenarioOptions = {}): Promise<AnswerScenario> {
   const o = resolved(options);
-  const rows: AnswerRow[] = [];
-  for (const q of corpus.questions) {
-    const a = await baseAnswer(clara, ZERO_SHOT_SYSTEM, esc(q.question), o);
-    rows.push(score(q, a.text, { latencyMs: a.ms, contextTokens: 0, promptTokens: a.promptTokens, ...(a.cached ? { cached: true } : {}) }));
-  }
+  const answers = await baseAnswers(clara, corpus.questions.map((q) => ({ system: ZERO_SHOT_SYSTEM, user: esc(q.question) })), o);
+  const rows = corpus.questions.map((q, i) => {
+    const a = answers[i];
+    return score(q, a.text, { latencyMs: a.ms, contextTokens: 0, promptTokens: a.promptTokens, ...(a.cached ? { cached: true } : {}) });
+  });
   o.onProgress?.(`zero-shot: ${rows.length} questions`);
   return { description: "The question alone, no context, base model without adapters.", reader: "base model (no adapter)", rows, aggregate: aggregate(rows) };
 }
@@ -335,22 +367,36 @@ export async function ragScenario(clara: ClaraModel, corpus: Corpus, compressed:
     const ranking = rankings[retriever];
     if (!ranking) continue;
     for (const reader of ["compressed", "raw"] as const) {
-      const rows: AnswerRow[] = [];
-      for (let i = 0; i < corpus.questions.length; i++) {
-        const q = corpus.questions[i];
-        const top = ranking.ranked[i].slice(0, k);
-        const common = { retrievalMs: ranking.ms[i], retrieved: top, positives: corpus.positives[i], recall: recallOf(ranking.ranked[i], corpus.positives[i]) };
-        if (reader === "compressed") {
-          const selected = concatRows(top.map((j) => sliceRows(compressed.vectors, j, 1))); // [k, n, H]
-          const a = await compressedAnswer(clara, q.question, selected, o.maxNewTokens);
-          rows.push(score(q, a.text, { ...common, latencyMs: ranking.ms[i] + a.ms, contextTokens: clara.nMem * top.length }));
-        } else {
-          const background = top.map((j) => esc(corpus.chunks[j].text)).join("\n\n");
-          const a = await baseAnswer(clara, SYSTEM_PROMPTS.answer, `Background:\n${background}\n\nQuestion:${esc(q.question)}`, o);
-          const contextTokens = top.reduce((s, j) => s + corpus.chunks[j].tokens, 0);
-          rows.push(score(q, a.text, { ...common, latencyMs: ranking.ms[i] + a.ms, contextTokens, promptTokens: a.promptTokens, ...(a.cached ? { cached: true } : {}) }));
-        }
+      const tops = corpus.questions.map((_, i) => ranking.ranked[i].slice(0, k));
+      let answers: Array<{ text: string; ms: number; promptTokens?: number; cached?: boolean }>;
+      if (reader === "compressed") {
+        const selected = tops.map((top) => concatRows(top.map((j) => sliceRows(compressed.vectors, j, 1)))); // [k, n, H] each
+        answers = (await compressedAnswers(clara, corpus.questions.map((q) => q.question), selected, o)).map((a) => ({ text: a.value, ms: a.ms }));
+      } else {
+        answers = await baseAnswers(
+          clara,
+          corpus.questions.map((q, i) => ({
+            system: SYSTEM_PROMPTS.answer,
+            user: `Background:\n${tops[i].map((j) => esc(corpus.chunks[j].text)).join("\n\n")}\n\nQuestion:${esc(q.question)}`,
+          })),
+          o,
+        );
       }
+      const rows = corpus.questions.map((q, i) => {
+        const a = answers[i];
+        const top = tops[i];
+        const contextTokens = reader === "compressed" ? clara.nMem * top.length : top.reduce((n, j) => n + corpus.chunks[j].tokens, 0);
+        return score(q, a.text, {
+          latencyMs: ranking.ms[i] + a.ms,
+          retrievalMs: ranking.ms[i],
+          contextTokens,
+          ...(a.promptTokens !== undefined ? { promptTokens: a.promptTokens } : {}),
+          ...(a.cached ? { cached: true } : {}),
+          retrieved: top,
+          positives: corpus.positives[i],
+          recall: recallOf(ranking.ranked[i], corpus.positives[i]),
+        });
+      });
       variants[`${retriever}+${reader}`] = {
         description:
           (retriever === "clara" ? "Top-k by the query reasoner over compressed chunks; " : "Top-k by BM25 over the chunk text; ") +
@@ -364,119 +410,4 @@ export async function ragScenario(clara: ClaraModel, corpus: Corpus, compressed:
     }
   }
   return { k, retrieval, variants, skipped };
-}
-
-// ---------------------------------------------------------------------------------------
-// Scenario 3: compression quality
-
-export interface CompressionRow {
-  chunk: number;
-  section: string;
-  pages: number[];
-  tokens: number;
-  memoryTokens: number;
-  mse: number;
-  cosine: number;
-  rougeL: number;
-  tokenF1: number;
-  reconstruction: string;
-  ms: number;
-}
-
-export interface CompressionMeans {
-  n: number;
-  mse: number;
-  cosine: number;
-  rougeL: number;
-  tokenF1: number;
-}
-
-export interface CompressionResult {
-  description: string;
-  chunks: "first-per-section" | "all";
-  rows: CompressionRow[];
-  bySection: Record<string, CompressionMeans>;
-  aggregate: CompressionMeans & { mseAllChunks: number; compressionRatio: number };
-}
-
-function meansOf(rows: CompressionRow[]): CompressionMeans {
-  return { n: rows.length, mse: mean(rows.map((r) => r.mse)), cosine: mean(rows.map((r) => r.cosine)), rougeL: mean(rows.map((r) => r.rougeL)), tokenF1: mean(rows.map((r) => r.tokenF1)) };
-}
-
-/** Mean over the positions of each sequence of the base model's final-norm states: [H] each. */
-async function meanEmbeddings(clara: ClaraModel, texts: string[]): Promise<Float64Array[]> {
-  const seqs = texts.map((t) => clara.model.tokenizer.encode(esc(t)));
-  const nonEmpty = seqs.map((s) => s.length > 0);
-  const batch = seqs.filter((_, i) => nonEmpty[i]);
-  const out: Float64Array[] = [];
-  const h = batch.length ? await clara.model.hidden(batch) : null; // [B, L, H], left-padded
-  let b = 0;
-  for (let i = 0; i < seqs.length; i++) {
-    if (!nonEmpty[i] || !h) {
-      out.push(new Float64Array(0));
-      continue;
-    }
-    const [, L, H] = h.shape;
-    const data = h.data as Float32Array;
-    const v = new Float64Array(H);
-    for (let t = L - seqs[i].length; t < L; t++) for (let d = 0; d < H; d++) v[d] += data[(b * L + t) * H + d];
-    for (let d = 0; d < H; d++) v[d] /= seqs[i].length;
-    out.push(v);
-    b++;
-  }
-  return out;
-}
-
-export function cosine(a: Float64Array, b: Float64Array): number {
-  if (a.length === 0 || a.length !== b.length) return 0;
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
-}
-
-export async function compressionScenario(clara: ClaraModel, corpus: Corpus, compressed: CompressedChunks, options: ScenarioOptions = {}): Promise<CompressionResult> {
-  const o = resolved(options);
-  const chosen = o.compressionChunks === "all" ? corpus.chunks : corpus.chunks.filter((c, i) => i === 0 || corpus.chunks[i - 1].sectionIndex !== c.sectionIndex);
-  const rows: CompressionRow[] = [];
-  const prompt = clara.templates.paraphrasePrompt(0);
-  for (const c of chosen) {
-    const maxTokens = o.reconstructionMaxTokens ?? Math.min(clara.docMaxLength + 32, Math.ceil(1.25 * c.tokens) + 16);
-    const t0 = performance.now();
-    const [reconstruction] = await clara.generateFromPrompts([prompt], [sliceRows(compressed.vectors, c.index, 1)], { maxTokens, batchSize: 1 });
-    const ms = performance.now() - t0;
-    const [a, b] = await meanEmbeddings(clara, [c.text, reconstruction]);
-    rows.push({
-      chunk: c.index,
-      section: c.section,
-      pages: c.pages,
-      tokens: c.tokens,
-      memoryTokens: clara.nMem,
-      mse: compressed.mse[c.index],
-      cosine: cosine(a, b),
-      rougeL: rougeL(reconstruction, c.text),
-      tokenF1: tokenF1(reconstruction, c.text),
-      reconstruction,
-      ms,
-    });
-  }
-  o.onProgress?.(`compression: ${rows.length} chunks reconstructed`);
-  const bySection: Record<string, CompressionMeans> = {};
-  for (const s of [...new Set(rows.map((r) => r.section))]) bySection[s] = meansOf(rows.filter((r) => r.section === s));
-  return {
-    description: "Each chunk compressed to n memory vectors, then reconstructed by the generator with the paraphrase prompt.",
-    chunks: o.compressionChunks,
-    rows,
-    bySection,
-    aggregate: {
-      ...meansOf(rows),
-      mseAllChunks: mean(compressed.mse),
-      compressionRatio: mean(corpus.chunks.map((c) => c.tokens)) / clara.nMem,
-    },
-  };
 }

@@ -12,21 +12,20 @@ import * as path from "node:path";
 import { ClaraError } from "../errors";
 import { ClaraModel } from "../clara/clara-model";
 import { readCheckpoint, type Stage } from "../io/checkpoint";
-import type { ComputeDType } from "../model/model";
+import type { ComputeDType, Model } from "../model/model";
 import { runtimeInfo } from "../runtime";
 import { extractPdf, type ExtractedPdf } from "./pdf";
-import { makeQaSet, readQaSet, selectQuestions, writeQaSet, type QaItem } from "./qa-set";
+import { makeQaSet, readQaSet, selectQuestions, writeQaSet, type QaGenerator, type QaItem } from "./qa-set";
 import { loadEvaluations, writeEvaluationReport } from "./report";
+import { compressionScenario, type CompressionResult } from "./compression";
 import {
   buildCorpus,
   compressChunks,
-  compressionScenario,
   ragScenario,
   zeroShotScenario,
   ZERO_SHOT_SYSTEM,
   type AnswerCache,
   type AnswerScenario,
-  type CompressionResult,
   type RagResult,
   type ScenarioOptions,
 } from "./scenarios";
@@ -54,6 +53,9 @@ export interface EvaluationSuiteOptions {
   maxNewTokens?: number;
   reconstructionMaxTokens?: number;
   compressionChunks?: ScenarioOptions["compressionChunks"];
+  maxCompressionChunks?: number;
+  /** Questions generated together (default 8); latency per question = batch time / batch size. */
+  batchSize?: number;
   dtype?: ComputeDType;
   onProgress?: (message: string) => void;
 }
@@ -108,10 +110,21 @@ export function resolveQuestions(doc: ExtractedPdf, o: { qaFile?: string; qaOut?
   return null;
 }
 
+/** Batched greedy chat replies of a base model (no adapter), for question generation. */
+export function chatGenerator(model: Model, batchSize = 8, maxTokens = 256): QaGenerator {
+  return {
+    size: batchSize,
+    batch: async (prompts) => {
+      const ids = prompts.map((p) => model.tokenizer.encode(model.tokenizer.applyChatTemplate([{ role: "user", content: p }], { addGenerationPrompt: true })));
+      return (await model.generate(ids, { maxTokens, temperature: 0 })).texts;
+    },
+  };
+}
+
 /** Generates questions with the model's base (no adapter), cloze questions filling in; writes them. */
 export async function generateQuestions(doc: ExtractedPdf, clara: ClaraModel, out: string, onProgress?: (m: string) => void) {
   const { items, stats } = await makeQaSet(doc.sections, {
-    generate: (prompt) => clara.model.chat(prompt, { maxTokens: 384, temperature: 0 }),
+    generate: chatGenerator(clara.model),
     document: doc.name,
     onSection: (s, n) => onProgress?.(`questions: ${s.title}: ${n} from the model`),
   });
@@ -153,6 +166,9 @@ export async function evaluateModel(
       maxNewTokens,
       reconstructionMaxTokens: options.reconstructionMaxTokens ?? "min(docMaxLength + 32, 1.25 x chunk tokens + 16)",
       compressionChunks: options.compressionChunks ?? "first-per-section",
+      maxCompressionChunks: options.maxCompressionChunks ?? null,
+      batchSize: options.batchSize ?? 8,
+      latency: "wall time of the question's generation batch divided by the batch size, plus its retrieval time",
       docMaxLength: clara.docMaxLength,
       compressionRate: clara.compressionRate,
       nMem: clara.nMem,
@@ -192,6 +208,8 @@ export async function runEvaluationSuite(options: EvaluationSuiteOptions): Promi
     maxNewTokens: options.maxNewTokens,
     reconstructionMaxTokens: options.reconstructionMaxTokens,
     compressionChunks: options.compressionChunks,
+    maxCompressionChunks: options.maxCompressionChunks,
+    batchSize: options.batchSize,
     cache: new Map() as AnswerCache,
     onProgress: log,
   };

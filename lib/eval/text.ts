@@ -38,8 +38,9 @@ export function wordSet(texts: Iterable<string>): Set<string> {
  * Joins two consecutive lines. A line ending in "letter-" followed by a line starting with a
  * lower-case letter is a word broken by hyphenation: the halves are joined without the hyphen
  * ("com-" + "pression" -> "compression"), except when the document elsewhere writes the word
- * with the hyphen and never without it ("decoder-" + "only" stays "decoder-only"). Other line
- * breaks become one space. `vocabulary` is wordSet() of the document's text.
+ * with the hyphen and never without it ("decoder-" + "only" stays "decoder-only"). A hyphen
+ * before a digit or capital stays ("Llama-" + "2"). Other line breaks become one space.
+ * `vocabulary` is wordSet() of the document's text.
  */
 export function joinLines(previous: string, next: string, vocabulary?: ReadonlySet<string>): { text: string; dehyphenated: boolean } {
   const a = previous.replace(/\s+$/, "");
@@ -47,15 +48,18 @@ export function joinLines(previous: string, next: string, vocabulary?: ReadonlyS
   if (a === "") return { text: b, dehyphenated: false };
   if (b === "") return { text: a, dehyphenated: false };
   const m = /([\p{L}\p{N}]+)-$/u.exec(a);
-  const n = /^(\p{Ll}[\p{L}\p{N}]*)/u.exec(b);
-  if (m && n && /\p{L}$/u.test(m[1])) {
-    const joined = (m[1] + n[1]).toLowerCase();
-    const hyphenated = `${m[1]}-${n[1]}`.toLowerCase();
-    const keepHyphen = vocabulary !== undefined && vocabulary.has(hyphenated) && !vocabulary.has(joined);
-    if (!keepHyphen) return { text: a.slice(0, -1) + b, dehyphenated: true };
+  if (m) {
+    const n = /^(\p{Ll}[\p{L}\p{N}]*)/u.exec(b);
+    if (n && /\p{L}$/u.test(m[1])) {
+      const joined = (m[1] + n[1]).toLowerCase();
+      const hyphenated = `${m[1]}-${n[1]}`.toLowerCase();
+      const keepHyphen = vocabulary !== undefined && vocabulary.has(hyphenated) && !vocabulary.has(joined);
+      if (!keepHyphen) return { text: a.slice(0, -1) + b, dehyphenated: true };
+    }
+    // A compound broken at its hyphen ("Llama-" + "2", "pre-" + "LN"): keep the hyphen, no space.
     return { text: a + b, dehyphenated: false };
   }
-  // A line ending in a dash that is not a hyphenation (e.g. "–" or " -") keeps a space.
+  // Anything else, including a dash set off by spaces (" -", "–"), becomes one space.
   return { text: `${a} ${b}`, dehyphenated: false };
 }
 

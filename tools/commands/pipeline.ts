@@ -11,6 +11,7 @@ import { ClaraError } from "../../lib/errors";
 import { readCheckpoint } from "../../lib/io/checkpoint";
 import { writeFileAtomic } from "../../lib/io/atomic";
 import { packageRoot } from "../../lib/native";
+import { defaultPdf, handWrittenQaFor, runEvaluationSuite } from "../../lib/eval/suite";
 import type { TrainSummary } from "../../lib/trainers/trainer";
 import type { ConfigFile } from "./config-file";
 import { readConfigFile } from "./config-file";
@@ -36,41 +37,6 @@ import {
 import { duration, type Ui } from "./ui";
 
 export const USER_PDF = "knowledge_data/2511.18659v2.pdf";
-export const SAMPLE_PDF = "knowledge_data/sample_paper.pdf";
-export const SAMPLE_QA = "knowledge_data/sample_paper_qa.jsonl";
-
-export interface EvaluationSuiteOptions {
-  checkpoints: { stage1?: string; stage2?: string; stage3?: string };
-  pdf: string;
-  qaFile?: string;
-  outDir: string;
-  modelPath?: string;
-  k?: number;
-  maxQuestions?: number;
-  untrainedModelPath?: string;
-  trainingCurves?: Array<{ stage: string; pngPath: string }>;
-  onProgress?: (message: string) => void;
-}
-interface EvaluationSuite {
-  runEvaluationSuite(o: EvaluationSuiteOptions): Promise<{ reportPath: string }>;
-  /** The PDF to use in a folder: the one that is not the sample, else the sample. */
-  defaultPdf?(dir?: string): string;
-  /** <folder>/<name>_qa.jsonl beside a PDF. */
-  handWrittenQaFor?(pdf: string): string;
-}
-
-/** lib/eval/suite when this build has it, else null (the pipeline then stops after stage 3). */
-export function loadEvaluationSuite(): EvaluationSuite | null {
-  let resolved: string;
-  try {
-    resolved = require.resolve("../../lib/eval/suite");
-  } catch {
-    return null;
-  }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require(resolved) as EvaluationSuite;
-  return typeof mod.runEvaluationSuite === "function" ? mod : null;
-}
 
 export interface PipelineArgs {
   command: "pipeline" | "demo";
@@ -83,7 +49,7 @@ export interface PipelineArgs {
 export interface PipelineResult {
   stages: StageOutcome[];
   reportPath: string | null;
-  evaluation: "done" | "skipped" | "unavailable";
+  evaluation: "done" | "skipped";
   seconds: number;
   summaryFile: string;
 }
@@ -112,23 +78,23 @@ export async function runPipeline(a: PipelineArgs): Promise<PipelineResult> {
 
   // Evaluation: decided (and its inputs checked) before any training.
   const ev = pipelineEvalSettings(a.command, a.argv, a.config);
-  const suite = ev.skipEval ? null : loadEvaluationSuite();
+  const evaluate = !ev.skipEval;
   let pdf: string | undefined;
   let qaFile: string | undefined;
-  if (suite) {
-    pdf = (ev.pdf as string | undefined) ?? (suite.defaultPdf ? suite.defaultPdf("knowledge_data") : fs.existsSync(USER_PDF) ? USER_PDF : SAMPLE_PDF);
+  if (evaluate) {
+    pdf = (ev.pdf as string | undefined) ?? defaultPdf("knowledge_data");
     if (!fs.existsSync(pdf)) {
       throw new ClaraError("E_IO", `the evaluation PDF does not exist; pass --pdf <file.pdf>, put the paper at ${USER_PDF}, or pass --skip-eval`, { file: pdf, field: "--pdf" });
     }
     qaFile = ev.qaFile as string | undefined;
     if (qaFile === undefined) {
-      const beside = suite.handWrittenQaFor ? suite.handWrittenQaFor(pdf) : path.normalize(pdf) === path.normalize(SAMPLE_PDF) ? SAMPLE_QA : undefined;
-      if (beside !== undefined && fs.existsSync(beside)) qaFile = beside;
+      const beside = handWrittenQaFor(pdf);
+      if (fs.existsSync(beside)) qaFile = beside;
     }
     if (qaFile !== undefined && !fs.existsSync(qaFile)) throw new ClaraError("E_IO", "the question file does not exist; pass --qa-file <file.jsonl>", { file: qaFile, field: "--qa-file" });
   }
 
-  ui.info(`${a.command}: stage 1 → stage 2 → stage 3 → ${suite ? `evaluation on ${pdf}` : "(evaluation not available)"}`);
+  ui.info(`${a.command}: stage 1 → stage 2 → stage 3 → ${evaluate ? `evaluation on ${pdf}` : "(no evaluation: --skip-eval)"}`);
   const prepared: Prepared[] = STAGES.map((stage) => prepareStage(stage, stageSettings[stage], ui));
   const outcomes: StageOutcome[] = [];
   const interrupt = onInterrupt(ui);
@@ -160,15 +126,12 @@ export async function runPipeline(a: PipelineArgs): Promise<PipelineResult> {
 
   let reportPath: string | null = null;
   let evaluation: PipelineResult["evaluation"] = "skipped";
-  if (ev.skipEval) ui.info("evaluation: skipped (--skip-eval)");
-  else if (!suite) {
-    evaluation = "unavailable";
-    ui.info("evaluation: not part of this build yet (lib/eval/suite); the pipeline stops after stage 3");
-  } else {
+  if (!evaluate) ui.info("evaluation: skipped (--skip-eval)");
+  else {
     const evalStarted = performance.now();
     const model = (stageSettings.stage1.model as string | undefined) ?? DEFAULT_MODEL;
     ui.info(`evaluation on ${pdf}${qaFile ? ` with ${qaFile}` : ""} …`);
-    const r = await suite.runEvaluationSuite({
+    const r = await runEvaluationSuite({
       checkpoints: { stage1: outcomes[0].checkpoint, stage2: outcomes[1].checkpoint, stage3: outcomes[2].checkpoint },
       pdf: pdf!,
       qaFile,
@@ -176,6 +139,8 @@ export async function runPipeline(a: PipelineArgs): Promise<PipelineResult> {
       modelPath: model,
       k: (ev.k as number | undefined) ?? (prepared[2].effective.k as number),
       maxQuestions: ev.maxQuestions as number | undefined,
+      maxNewTokens: ev.maxNewTokens as number | undefined,
+      maxCompressionChunks: ev.maxCompressionChunks as number | undefined,
       untrainedModelPath: model,
       trainingCurves: outcomes.filter((o) => o.curve).map((o) => ({ stage: o.stage, pngPath: o.curve! })),
       onProgress: (m) => ui.info(`evaluation: ${m}`),
@@ -216,11 +181,7 @@ function skippedOutcome(p: Prepared): StageOutcome {
 export function describePipeline(r: PipelineResult): string {
   const times = r.stages.map((o) => `${o.stage} ${o.skipped ? "skipped" : duration(o.seconds)}`).join(", ");
   const end =
-    r.reportPath !== null
-      ? `report: ${r.reportPath}`
-      : r.evaluation === "unavailable"
-        ? `stopped after stage 3 (evaluation is not in this build yet); checkpoints: ${r.stages.map((o) => o.checkpoint).join(", ")}; summary: ${r.summaryFile}`
-        : `stopped after stage 3 (--skip-eval); summary: ${r.summaryFile}`;
+    r.reportPath !== null ? `report: ${r.reportPath}` : `stopped after stage 3 (--skip-eval); summary: ${r.summaryFile}`;
   return `done in ${duration(r.seconds)} (${times}); ${end}`;
 }
 

@@ -68,6 +68,8 @@ export const SETTINGS: Record<string, SettingSpec> = {
   pdf: { group: "Evaluation:", kind: "string", describe: "evaluation: the PDF (default knowledge_data/2511.18659v2.pdf, else knowledge_data/sample_paper.pdf)", commands: ["pipeline", "demo"] },
   qaFile: { group: "Evaluation:", kind: "string", describe: "evaluation: question/answer pairs about the PDF (JSON Lines)", commands: ["pipeline", "demo"] },
   maxQuestions: { group: "Evaluation:", kind: "int", describe: "evaluation: at most N questions", commands: ["pipeline", "demo"] },
+  maxNewTokens: { group: "Evaluation:", kind: "int", describe: "evaluation: answer length in tokens (default 64)", commands: ["pipeline", "demo"] },
+  maxCompressionChunks: { group: "Evaluation:", kind: "int", describe: "evaluation: chunks reconstructed in the compression-quality scenario", commands: ["pipeline", "demo"] },
   skipEval: { group: "Evaluation:", kind: "bool", describe: "stop after stage 3", commands: ["pipeline", "demo"] },
   // make-data
   instruction: { group: "Data and output:", kind: "string", describe: "make-data: write stage-2 records here", commands: ["make-data"] },
@@ -81,7 +83,7 @@ export const SECTIONS = ["stage1", "stage2", "stage3", "eval", "makeData"] as co
 export type Section = (typeof SECTIONS)[number];
 
 /** Settings an eval section may hold. */
-export const EVAL_KEYS = ["pdf", "qaFile", "maxQuestions", "k", "skipEval"] as const;
+export const EVAL_KEYS = ["pdf", "qaFile", "maxQuestions", "maxNewTokens", "maxCompressionChunks", "k", "skipEval"] as const;
 
 /** Settings that only change what is shown or where results go, never the trained weights. */
 export const PRESENTATION_KEYS = new Set(["results", "plots", "logEvery", "force"]);

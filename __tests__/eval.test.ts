@@ -1,0 +1,185 @@
+// The PDF evaluation end to end (lib/eval/suite.ts, scenarios.ts, report.ts) with a tiny random
+// model: a stage-1 checkpoint and a stage-3-like one (query_reasoner = copy of the compressor)
+// evaluated on the committed sample paper. Checks the files, that every scenario is there and
+// every score is a number in [0, 1], that base-model answers are shared between stages, and the
+// report's untrained-model line, tables and charts. Also question generation by the model and
+// the choice of PDF in knowledge_data/.
+
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ClaraModel } from "../lib/clara/clara-model";
+import { recallAtK } from "../lib/eval/metrics";
+import { extractPdf } from "../lib/eval/pdf";
+import { loadEvaluations, REPORT_FILE } from "../lib/eval/report";
+import { defaultPdf, generateQuestions, resolveQuestions, runEvaluationSuite, type ModelEvaluation } from "../lib/eval/suite";
+import type { AnswerAggregate, AnswerScenario } from "../lib/eval/scenarios";
+import { SAMPLE_PAPER } from "../tools/sample-paper";
+import { writeTinyModel } from "../tools/tiny-model";
+import { catchClara } from "./helpers/errors";
+
+const REPO = path.resolve(__dirname, "..");
+const PDF = path.join(REPO, "knowledge_data", "sample_paper.pdf");
+const QUESTIONS = 5;
+
+let work: string;
+let tiny: string;
+let out: string;
+let suite: Awaited<ReturnType<typeof runEvaluationSuite>>;
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "clara-eval-test-"));
+  tiny = path.join(work, "tiny");
+  writeTinyModel(tiny, SAMPLE_PAPER.blocks.map((b) => b.text), { merges: 400 });
+  const clara = await ClaraModel.create(tiny, { compressionRate: 8, docMaxLength: 64 });
+  await clara.save(path.join(work, "stage1.npz"), { stage: "stage1", step: 0, complete: true });
+  await clara.model.copyAdapter("compressor", "query_reasoner");
+  await clara.save(path.join(work, "stage3.npz"), { stage: "stage3", step: 0, complete: true });
+  await clara.dispose();
+  out = path.join(work, "results");
+  fs.mkdirSync(out);
+  fs.writeFileSync(path.join(out, "stage1_loss.png"), "a training curve drawn by clara-train");
+  suite = await runEvaluationSuite({
+    checkpoints: { stage1: path.join(work, "stage1.npz"), stage3: path.join(work, "stage3.npz") },
+    pdf: PDF,
+    outDir: out,
+    maxQuestions: QUESTIONS,
+    maxNewTokens: 6,
+    reconstructionMaxTokens: 12,
+    batchSize: 4,
+    trainingCurves: [{ stage: "stage1", pngPath: path.join(out, "stage1_loss.png") }],
+  });
+}, 120_000);
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+const unit = (x: unknown) => typeof x === "number" && Number.isFinite(x) && x >= 0 && x <= 1;
+
+function checkAggregate(a: AnswerAggregate, n: number): void {
+  expect(a.n).toBe(n);
+  for (const k of ["em", "f1", "acc", "keyword"] as const) expect({ k, ok: unit(a[k]) }).toEqual({ k, ok: true });
+  expect(a.latencyMs).toBeGreaterThan(0);
+  expect(a.avgOutputLength).toBeGreaterThanOrEqual(0);
+  if (a.recall) for (const v of Object.values(a.recall)) expect(unit(v)).toBe(true);
+}
+
+function checkScenario(s: AnswerScenario): void {
+  expect(s.rows.length).toBe(QUESTIONS);
+  checkAggregate(s.aggregate.overall, QUESTIONS);
+  for (const a of Object.values(s.aggregate.byCategory)) checkAggregate(a!, a!.n);
+  expect(Object.values(s.aggregate.byCategory).reduce((n, a) => n + a!.n, 0)).toBe(QUESTIONS);
+  for (const r of s.rows) {
+    expect(typeof r.prediction).toBe("string");
+    for (const k of ["em", "f1", "acc", "keyword"] as const) expect(unit(r[k])).toBe(true);
+  }
+}
+
+describe("runEvaluationSuite", () => {
+  test("writes one JSON per stage and for the untrained model, and the report", () => {
+    for (const f of ["stage1_eval.json", "stage3_eval.json", "untrained_eval.json", REPORT_FILE]) expect(fs.existsSync(path.join(out, f))).toBe(true);
+    expect(suite.reportPath).toBe(path.join(out, REPORT_FILE));
+    expect(suite.results.map((r) => r.label)).toEqual(["stage1", "stage3"]);
+    expect(suite.untrained?.label).toBe("untrained");
+    expect(suite.qaFile).toBe(path.join(REPO, "knowledge_data", "sample_paper_qa.jsonl"));
+    const onDisk = loadEvaluations(out);
+    expect(onDisk.map((e) => e.label)).toEqual(["stage1", "stage3", "untrained"]);
+    expect(onDisk[0]).toEqual(JSON.parse(JSON.stringify(suite.results[0])));
+  });
+
+  test("every scenario is present, with scores in [0, 1]", () => {
+    const byLabel = (l: string) => loadEvaluations(out).find((e) => e.label === l)!;
+    const expected: Record<string, string[]> = {
+      stage1: ["bm25+compressed", "bm25+raw"],
+      stage3: ["bm25+compressed", "bm25+raw", "clara+compressed", "clara+raw"],
+      untrained: ["bm25+compressed", "bm25+raw"],
+    };
+    for (const [label, variants] of Object.entries(expected)) {
+      const e: ModelEvaluation = byLabel(label);
+      expect(Object.keys(e.scenarios).sort()).toEqual(["compression", "rag", "zero_shot"]);
+      expect(Object.keys(e.scenarios.rag.variants).sort()).toEqual(variants);
+      checkScenario(e.scenarios.zero_shot);
+      for (const v of variants) checkScenario(e.scenarios.rag.variants[v]);
+      expect(Object.keys(e.scenarios.rag.retrieval).sort()).toEqual(label === "stage3" ? ["bm25", "clara"] : ["bm25"]);
+      for (const r of Object.values(e.scenarios.rag.retrieval)) for (const v of Object.values(r!.overall)) expect(unit(v)).toBe(true);
+      const c = e.scenarios.compression;
+      expect(c.rows.length).toBeGreaterThan(5);
+      for (const k of ["cosine", "rougeL", "tokenF1"] as const) expect(unit(c.aggregate[k]) || (k === "cosine" && c.aggregate[k] >= -1)).toBe(true);
+      expect(c.aggregate.mse).toBeGreaterThan(0);
+      expect(Number.isFinite(c.aggregate.mse)).toBe(true);
+      expect(e.config).toMatchObject({ k: 5, maxNewTokens: 6, docMaxLength: 64, compressionRate: 8, nMem: 8, batchSize: 4 });
+      expect(e.questions.evidence.every((x) => x.match === "text" && x.chunks.length > 0)).toBe(true);
+    }
+    const s1 = byLabel("stage1");
+    expect(s1.scenarios.rag.skipped.join(" ")).toMatch(/query_reasoner/);
+    expect(byLabel("stage3").scenarios.rag.skipped).toEqual([]);
+  });
+
+  test("rows are consistent: recall from the ranking, context lengths, shared base answers", () => {
+    const [s1, s3] = suite.results;
+    const bm = s3.scenarios.rag.variants["bm25+compressed"];
+    for (const r of bm.rows) {
+      expect(r.retrieved!.length).toBe(5);
+      expect(r.contextTokens).toBe(8 * 5);
+      expect(r.recall!["@5"]).toBe(recallAtK(r.retrieved!, r.positives!, 5));
+    }
+    const raw = s3.scenarios.rag.variants["bm25+raw"];
+    raw.rows.forEach((r) => expect(r.contextTokens).toBe(r.retrieved!.reduce((n, j) => n + s3.chunks[j].tokens, 0)));
+    // The base model's answers do not depend on the checkpoint: computed once, then reused.
+    expect(s3.scenarios.zero_shot.rows.map((r) => r.prediction)).toEqual(s1.scenarios.zero_shot.rows.map((r) => r.prediction));
+    expect(s3.scenarios.zero_shot.rows.every((r) => r.cached)).toBe(true);
+    expect(s1.scenarios.zero_shot.rows.some((r) => r.cached)).toBe(false);
+    expect(raw.rows.map((r) => r.prediction)).toEqual(s1.scenarios.rag.variants["bm25+raw"].rows.map((r) => r.prediction));
+    // BM25 over the same chunks ranks the same for every model.
+    expect(s3.scenarios.rag.retrieval.bm25!.overall).toEqual(s1.scenarios.rag.retrieval.bm25!.overall);
+  });
+
+  test("the report compares stages and scenarios, states the untrained scores and shows the charts", () => {
+    const md = fs.readFileSync(suite.reportPath, "utf8");
+    expect(md).toMatch(/\*\*Untrained model for comparison\*\*.*F1 \d\.\d{3}, ACC \d\.\d{3}/);
+    expect(md).toContain("| Scenario | stage1 | stage3 | untrained |");
+    for (const s of ["1. zero-shot", "BM25 + raw text", "BM25 + compressed", "query reasoner + compressed", "## Retrieval", "## Compression quality", "## Efficiency", "## By category"]) {
+      expect(md).toContain(s);
+    }
+    expect(suite.charts.length).toBe(4);
+    for (const c of suite.charts) {
+      expect(fs.readFileSync(c).subarray(1, 4).toString()).toBe("PNG");
+      expect(md).toContain(`](${path.basename(c)})`);
+    }
+    expect(md).toContain("![stage1 training loss](stage1_loss.png)");
+  });
+});
+
+describe("questions and PDFs", () => {
+  test("without a question file the model writes one (cloze questions filling in), which is then reused", async () => {
+    const dir = path.join(work, "user");
+    fs.mkdirSync(dir);
+    const pdf = path.join(dir, "paper.pdf");
+    fs.copyFileSync(PDF, pdf);
+    const doc = await extractPdf(pdf);
+    const qaOut = path.join(work, "data", "clara_paper_eval.jsonl");
+    expect(resolveQuestions(doc, { qaOut })).toBeNull();
+    const clara = await ClaraModel.load(path.join(work, "stage1.npz"));
+    try {
+      const { items, stats } = await generateQuestions(doc, clara, qaOut);
+      expect(stats.llm!.sections).toBe(13);
+      expect(items.length).toBe(stats.total);
+      expect(items.every((q) => q.document === "paper" && (q.source === "llm" || q.source === "extractive"))).toBe(true);
+    } finally {
+      await clara.dispose();
+    }
+    expect(resolveQuestions(doc, { qaOut })!.file).toBe(qaOut);
+    // Made for another PDF: not reused.
+    expect(resolveQuestions({ ...doc, name: "other" }, { qaOut })).toBeNull();
+  }, 60_000);
+
+  test("the PDF in knowledge_data/: the user's one, else the sample; several is an error", () => {
+    const dir = path.join(work, "kd");
+    fs.mkdirSync(dir);
+    expect(catchClara(() => defaultPdf(dir), "E_IO").field).toBe("--pdf");
+    fs.writeFileSync(path.join(dir, "sample_paper.pdf"), "");
+    expect(defaultPdf(dir)).toBe(path.join(dir, "sample_paper.pdf"));
+    fs.writeFileSync(path.join(dir, "2511.18659v2.pdf"), "");
+    expect(defaultPdf(dir)).toBe(path.join(dir, "2511.18659v2.pdf"));
+    fs.writeFileSync(path.join(dir, "other.PDF"), "");
+    expect(catchClara(() => defaultPdf(dir), "E_INVALID_ARGUMENT").message).toMatch(/several PDFs/);
+  });
+});
