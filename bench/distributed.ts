@@ -17,18 +17,13 @@ const STEPS = 6;
 
 async function rank(modelDir: string, out: string) {
   const records = readPretrainRecords(path.join(packageRoot(), "example", "pretrain.jsonl")).records;
+  const steps: Array<{ seconds: number; allreduce: number }> = [];
   const t = await Stage1Trainer.create(modelDir, records, {
     compressionRate: 8, docMaxLength: 128, seed: 1, out, batchSize: 8, microBatchSize: 2, maxSteps: STEPS, lr: 1e-4,
+    onEvent: (e) => {
+      if (e.type === "step") steps.push({ seconds: e.stepSeconds, allreduce: e.allreduceSeconds });
+    },
   });
-  const steps: Array<{ seconds: number; allreduce: number }> = [];
-  const native = t.clara.handle;
-  const original = native.claraTrainStep.bind(native);
-  native.claraTrainStep = async (o) => {
-    const t0 = performance.now();
-    const r = await original(o);
-    steps.push({ seconds: (performance.now() - t0) / 1000, allreduce: r.allreduceSeconds });
-    return r;
-  };
   await t.run();
   await t.clara.dispose();
   if ((process.env.MLX_RANK ?? "0") === "0") console.log(JSON.stringify(steps.slice(1)));

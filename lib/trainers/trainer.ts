@@ -67,6 +67,8 @@ export type TrainEvent =
       supervisedTokens: number;
       tokensPerSecond: number;
       stepSeconds: number;
+      /** Part of stepSeconds spent averaging gradients across ranks. */
+      allreduceSeconds: number;
       elapsedSeconds: number;
       etaSeconds: number;
       memory: { active: number; peak: number };
@@ -273,6 +275,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
       supervisedTokens: r.tokens,
       tokensPerSecond: processed / stepSeconds,
       stepSeconds,
+      allreduceSeconds: r.allreduceSeconds,
       elapsedSeconds,
       etaSeconds: (elapsedSeconds / (step - firstStep)) * (totalSteps - step),
       memory: { active: mem.active, peak: mem.peak },
