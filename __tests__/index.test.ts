@@ -62,6 +62,7 @@ describe("ClaraIndex", () => {
     });
     const hits = await index.search(questions, 5);
     const recall = meanRecallAtK(hits.map((h, i) => ({ ranked: h.map((x) => x.index), positives: [i] })), 5);
+    console.log(`recall@5 of the gold document over ${questions.length} questions and ${docs.length} documents: ${recall.toFixed(3)}`);
     expect(recall).toBeGreaterThanOrEqual(0);
     expect(recall).toBeLessThanOrEqual(1);
     await index.close();

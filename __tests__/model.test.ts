@@ -8,6 +8,7 @@
 // CLARA_PRINT_MARGINS=1 prints the measured errors at the end.
 
 import * as fs from "node:fs";
+import { mulberry32 } from "../lib/data/random";
 import * as path from "node:path";
 import { ClaraError } from "../lib/errors";
 import { readNpz } from "../lib/io/npz";
@@ -62,17 +63,7 @@ function unpad(t: Tensor, sequences: number[][]): Float32Array[] {
   return sequences.map((s, b) => positions(t, b, L - s.length, L));
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function normal(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
