@@ -185,8 +185,9 @@ export class Model {
     const missingName = names?.find((n) => !all.some((a) => a.name === n));
     if (missingName) throw invalidArgument("names", `existing adapter names (${all.map((a) => a.name).join(", ")})`, missingName);
     const entries = new Map<string, Tensor>();
+    const params = await this.parameters();
     for (const a of chosen) {
-      for (const [k, v] of await this.parameters()) if (k.includes(`.lora.${a.name}.`)) entries.set(k, v);
+      for (const [k, v] of params) if (k.includes(`.lora.${a.name}.`)) entries.set(k, v);
     }
     const metadata = { format: ADAPTER_FILE_FORMAT, version: 1, base: { source: this.files.source, fingerprint: this.fingerprint() }, adapters: chosen };
     entries.set(METADATA_KEY, jsonTensor(metadata));
