@@ -3,21 +3,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { GgufValue, readGgufHeader } from "../lib/io/gguf";
 import { catchClara } from "./helpers/errors";
-import { encodeGguf, g, Typed } from "./helpers/gguf-writer";
+import { encodeGguf, g, tempGgufFiles, Typed } from "./helpers/gguf-writer";
 import { tinyGgufMetadata } from "./helpers/tiny-tokenizers";
 
-let dir: string;
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "clara-gguf-"));
-});
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-let files = 0;
-function writeGguf(...args: Parameters<typeof encodeGguf>): string {
-  const file = path.join(dir, `t${files++}.gguf`);
-  fs.writeFileSync(file, encodeGguf(...args));
-  return file;
-}
+const { writeGguf, dir: tempDir } = tempGgufFiles("clara-gguf-");
 
 describe("readGgufHeader", () => {
   const KVS: [string, Typed][] = [
@@ -75,19 +64,19 @@ describe("readGgufHeader", () => {
       [Buffer.concat([good.subarray(0, 4), Buffer.from([0, 0, 0, 3]), good.subarray(8)]), /big-endian/],
     ];
     for (const [bytes, message] of cases) {
-      const file = path.join(dir, "bad.gguf");
+      const file = path.join(tempDir(), "bad.gguf");
       fs.writeFileSync(file, bytes);
       const e = catchClara(() => readGgufHeader(file), "E_GGUF");
       expect(e.file).toBe(file);
       expect(e.message).toContain(file);
       expect(e.message).toMatch(message);
     }
-    catchClara(() => readGgufHeader(path.join(dir, "missing.gguf")), "E_IO");
+    catchClara(() => readGgufHeader(path.join(tempDir(), "missing.gguf")), "E_IO");
   });
 
   test("a truncated file fails at every cut, naming the file and the key being read", () => {
     const full = encodeGguf(KVS, TENSORS, { alignment: 1 }); // no padding: every byte is header
-    const file = path.join(dir, "cut.gguf");
+    const file = path.join(tempDir(), "cut.gguf");
     for (const cut of [...Array.from({ length: Math.ceil(full.length / 7) }, (_, i) => i * 7), full.length - 1]) {
       fs.writeFileSync(file, full.subarray(0, cut));
       const e = catchClara(() => readGgufHeader(file), "E_GGUF");
@@ -103,7 +92,7 @@ describe("readGgufHeader", () => {
   test("a corrupt element count fails as truncation instead of allocating", () => {
     const bytes = encodeGguf([["strings", g.arr("STRING", ["a"])]]);
     bytes.writeBigUInt64LE(2n ** 40n, bytes.indexOf(Buffer.from("strings")) + 7 + 4 + 4);
-    const file = path.join(dir, "count.gguf");
+    const file = path.join(tempDir(), "count.gguf");
     fs.writeFileSync(file, bytes);
     expect(catchClara(() => readGgufHeader(file), "E_GGUF").message).toMatch(/declares 1099511627776 items/);
   });

@@ -4,24 +4,14 @@ import * as path from "node:path";
 import { GgufValue, readGgufHeader } from "../lib/io/gguf";
 import { Tokenizer } from "../lib/tokenizer";
 import { catchClara } from "./helpers/errors";
-import { encodeGguf, g } from "./helpers/gguf-writer";
+import { g, tempGgufFiles } from "./helpers/gguf-writer";
 import {
   CHATML, SPECIALS, tinyConfig, tinyGgufMetadata, tinySpmGgufMetadata, tinySpmTokens, tinyTokenizerJson, tinyTokens,
 } from "./helpers/tiny-tokenizers";
 import { oracleTest, REPO, runPython } from "./helpers/oracle";
 
-let dir: string;
-beforeAll(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "clara-tok-"));
-});
-afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-let files = 0;
-function writeGguf(...args: Parameters<typeof encodeGguf>): string {
-  const file = path.join(dir, `t${files++}.gguf`);
-  fs.writeFileSync(file, encodeGguf(...args));
-  return file;
-}
+const { writeGguf, dir: tempDir } = tempGgufFiles("clara-tok-");
+let files = 0; // oracle request and tokenizer files in the same folder
 
 const CORPUS = [
   "Hello world! How's it going? I'm fine, THEY'LL see.",
@@ -122,7 +112,7 @@ describe("Tokenizer on a tiny byte-level BPE", () => {
   test("save() writes a folder fromHfDir reads; a missing file is named", () => {
     const tok = tiny();
     tok.addSpecialTokens(MEM);
-    const saved = path.join(dir, "saved");
+    const saved = path.join(tempDir(), "saved");
     tok.save(saved);
     const back = Tokenizer.fromHfDir(saved);
     expect(back.encode(MEM_TEXTS[0])).toEqual(tok.encode(MEM_TEXTS[0]));
@@ -131,7 +121,7 @@ describe("Tokenizer on a tiny byte-level BPE", () => {
     expect(catchClara(() => Tokenizer.fromHfDir(saved), "E_MODEL_FILES").message).toMatch(/has no tokenizer_config\.json/);
     fs.rmSync(path.join(saved, "tokenizer.json"));
     expect(catchClara(() => Tokenizer.fromHfDir(saved), "E_MODEL_FILES").message).toMatch(/has no tokenizer\.json.*fromGguf/);
-    catchClara(() => Tokenizer.fromHfDir(path.join(dir, "nowhere")), "E_MODEL_FILES");
+    catchClara(() => Tokenizer.fromHfDir(path.join(tempDir(), "nowhere")), "E_MODEL_FILES");
   });
 });
 
@@ -184,7 +174,7 @@ const itSmol = fs.existsSync(SMOLLM) ? itOracle : test.skip; // the model is opt
 const TEXTS = [...CORPUS, ...CHAT_TEXTS, ...MEM_TEXTS];
 
 async function oracle<T>(mode: string, request: object): Promise<T> {
-  const file = path.join(dir, `request-${files++}.json`);
+  const file = path.join(tempDir(), `request-${files++}.json`);
   fs.writeFileSync(file, JSON.stringify(request));
   return JSON.parse(await runPython([path.join(__dirname, "oracle", "tokenizer_oracle.py"), mode, file])) as T;
 }
@@ -193,7 +183,7 @@ interface RustAnswer { ids: number[][]; ids_special: number[][]; decoded: string
 
 /** Our ids and decodes of `texts`, checked against the Rust library running our tokenizer.json. */
 async function expectRustAgrees(tok: Tokenizer, texts = TEXTS): Promise<number[][]> {
-  const file = path.join(dir, `tokenizer-${files++}.json`);
+  const file = path.join(tempDir(), `tokenizer-${files++}.json`);
   fs.writeFileSync(file, JSON.stringify(tok.toJSON()));
   const rust = await oracle<RustAnswer>("rust", { file, texts });
   const ours = texts.map((t) => tok.encode(t));
@@ -246,7 +236,7 @@ describe("against Python references", () => {
   });
 
   itOracle("SentencePiece GGUF: SentencePiece's own ids between special tokens, as llama.cpp does", async () => {
-    const gguf = path.join(dir, "spm.gguf");
+    const gguf = path.join(tempDir(), "spm.gguf");
     const texts = [...CORPUS, "hello</s>world", "<s>hi <tool> there", "x<unk>y  </s>"];
     const ref = await oracle<{ ids: number[][]; decoded: string[] }>("spm", { gguf, texts });
     const tok = Tokenizer.fromGguf(gguf);

@@ -1,5 +1,8 @@
 // A minimal GGUF writer for tests, written from the format description rather than from
 // lib/io/gguf.ts, so that the reader is checked against an independent encoder.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { GGUF_TYPE } from "../../lib/io/gguf";
 
 export type Typed =
@@ -82,3 +85,24 @@ export const g = {
   bool: (value: boolean): Typed => ({ type: "BOOL", value }),
   arr: (itemType: keyof typeof GGUF_TYPE, items: unknown[]): Typed => ({ type: "ARRAY", itemType, items }),
 };
+
+/**
+ * A temp folder for one test file's GGUF files (made in beforeAll, removed in afterAll) and a
+ * writer into it. `dir()` is the folder, for files written by other means.
+ */
+export function tempGgufFiles(prefix: string): { writeGguf: (...args: Parameters<typeof encodeGguf>) => string; dir: () => string } {
+  let dir = "";
+  let files = 0;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return {
+    writeGguf: (...args) => {
+      const file = path.join(dir, `t${files++}.gguf`);
+      fs.writeFileSync(file, encodeGguf(...args));
+      return file;
+    },
+    dir: () => dir,
+  };
+}
