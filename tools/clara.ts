@@ -13,6 +13,7 @@ import { hideBin } from "yargs/helpers";
 import { ClaraError, ClaraModel } from "../lib";
 import { readJsonl } from "../lib/data/jsonl";
 import { ClaraIndex, type IndexDocument } from "../lib/retrieval/clara-index";
+import { exitCodeFor, formatError } from "./commands/ui";
 
 /** Documents from a JSONL file ({id?, text | doc | docs[0] | content, source?, page?}) or a PDF. */
 async function readDocuments(file: string, docMaxLength: number, clara: ClaraModel): Promise<IndexDocument[]> {
@@ -151,12 +152,8 @@ async function main(argv: string[]) {
 
 main(hideBin(process.argv)).catch((err: unknown) => {
   const verbose = process.argv.includes("--verbose");
-  if (err instanceof ClaraError && !verbose) {
-    const where = [err.file, err.line].filter((x) => x !== undefined).join(":");
-    const hint = /out of memory|\[malloc\]|allocat/i.test(err.message) ? " (lower --batch-size)" : "";
-    console.error(`clara: ${where ? `${where}: ` : ""}${err.message}${hint}`);
-    process.exit(err.code === "E_NATIVE" || err.code === "E_MEMORY" ? 1 : 2);
-  }
-  console.error(verbose && err instanceof Error ? err.stack : `clara: ${String((err as Error)?.message ?? err)}`);
-  process.exit(1);
+  // An allocation failure inside MLX: the fix is a smaller batch.
+  const hint = err instanceof Error && /out of memory|\[malloc\]|allocat/i.test(err.message) ? " (lower --batch-size)" : "";
+  console.error(verbose && err instanceof Error ? err.stack : formatError(err).replace(/^clara-train:/, "clara:") + hint);
+  process.exit(exitCodeFor(err));
 });

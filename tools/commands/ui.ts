@@ -172,7 +172,7 @@ export class CliExit extends Error {
   }
 }
 
-const INTERNAL: ReadonlySet<string> = new Set(["E_NATIVE", "E_NATIVE_LOAD", "E_DISPOSED", "E_NO_TRAINER", "E_OPTIMIZER_STATE", "E_PARAMETER_SHAPE", "E_CANCELLED"]);
+const INTERNAL: ReadonlySet<string> = new Set(["E_NATIVE", "E_NATIVE_LOAD", "E_DISPOSED", "E_NO_TRAINER", "E_OPTIMIZER_STATE", "E_PARAMETER_SHAPE", "E_CANCELLED", "E_MEMORY"]);
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof CliExit) return err.code;
