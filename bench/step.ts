@@ -108,7 +108,10 @@ async function main() {
   console.log(`wrote ${file}`);
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+// Run only as a script: bench:clara imports peerEnv from here.
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

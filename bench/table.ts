@@ -24,6 +24,17 @@ export function table(): string {
     const peer = typeof st.mlxLm === "object" ? `${st.mlxLm.tokensPerSecond} tok/s (mlx-lm, compiled)` : st.mlxLm;
     rows.push(`| LoRA step ${st.model} ${st.batch}×${st.seq} fp32 | ${st.ours.tokensPerSecond} tok/s, ${st.ours.stepSeconds} s, ${(st.ours.fractionOfPeak * 100).toFixed(0)}% of matmul peak | ${peer} | ${st.speedupVsMlxLm ?? ""}× | ${when(st)} |`);
   }
+  const cs = read("clara-step");
+  if (cs) {
+    const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+    const peer = (name: string, p: any) => (typeof p === "object" ? `${name} ${p.tokensPerSecond} tok/s, ${p.stepSeconds} s` : `${name} ${String(p).split(":")[0]}`);
+    for (const c of cs.cases) {
+      const what = `CLaRa stage ${c.stage} ρ=${c.compressionRate} ${cs.model} B=${cs.batch}${c.stage > 1 ? ` k=${c.k}` : ""}${c.candidates ? ` N=${c.candidates}` : ""}`;
+      const ours = `${c.ours.tokensPerSecond} tok/s, ${c.ours.stepSeconds} s, ${(c.ours.fractionOfPeak * 100).toFixed(0)}% of matmul peak, peak ${mb(c.ours.peakMemoryBytes)} (shapes: ${mb(c.memoryEstimate.total)})`;
+      const ratio = typeof c.mlx === "object" ? `${c.mlx.speedup}× vs mlx` : "";
+      rows.push(`| ${what} | ${ours} | ${peer("mlx", c.mlx)}; ${peer("torch", c.torch)} | ${ratio} | ${when(cs)} |`);
+    }
+  }
   const ix = read("index");
   if (ix) {
     rows.push(`| index build (${ix.model}, ρ=${ix.compressionRate}) | ${ix.build.docsPerSecond} docs/s | | | ${when(ix)} |`);

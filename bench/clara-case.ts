@@ -1,0 +1,90 @@
+// The case folder bench:clara writes for its peers (bench/peers/mlx_clara_step.py and
+// torch_clara_step.py): one (stage, ρ) step, described so that another framework can rebuild
+// exactly our forward pass and check its loss against ours before it times anything.
+//
+//   meta.json   the stage, shapes, conventions and our no-dropout loss on this batch
+//   batch.npz   the NativeStageBatch tensors, as our trainer gives them to native code
+//   params.npz  every tensor that is not in the base model file: the LoRA a/b of each adapter
+//               and the appended vocabulary rows (names as Model.parameters() gives them)
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { writeNpz } from "../lib/io/npz";
+import type { NamedTensor, NativeStageBatch } from "../lib/native";
+import type { Tensor } from "../lib/tensor";
+
+export const CASE_NOTES = [
+  "Parameter names: <linear>.lora.<adapter>.a is lora_a [in, r], <linear>.lora.<adapter>.b is lora_b [r, out], where <linear> is " +
+    "model.layers.<i>.self_attn.{q,k,v,o}_proj or model.layers.<i>.mlp.{gate,up,down}_proj (all 7 linears of every layer, never lm_head). " +
+    "y = x W^T (+ bias) + (alpha/rank) * (dropout(x) @ lora_a) @ lora_b, with an independent dropout mask per linear. Exactly one adapter is active per pass.",
+  "Appended vocabulary: ids baseVocab .. baseVocab+nMem-1 are <MEM0..>, then <AE>, <ENC>, <SEP>. Their input embeddings are " +
+    "concat(clara.mem_embeddings [nMem, H], clara.special_embeddings [3, H]). The output head is [embed_tokens; those rows] when the base ties " +
+    "embeddings, else [lm_head; clara.lm_head_rows [nMem+3, H]]. The head rows count in the CE softmax.",
+  "Encoder rows (docs_ids, query_ids, candidates_ids) are left-padded <ENC><bos>text<eos> followed by the nMem memory tokens, so the memory " +
+    "positions are the LAST nMem positions of every row. The compressed document is the post-final-RMSNorm hidden state at those positions [rows, nMem, H].",
+  "Attention: causal, and a key is visible when its *_valid flag is 1 or it is the query position itself. RoPE positions are 0..L-1 along the padded row " +
+    "(no shift for left padding), as mlx-lm computes them for an unpadded call.",
+  "MSE (stages 1-2, weight mseWeight): mean over [rows, H] of (mean of hidden over valid non-memory positions - mean of hidden over memory positions)^2.",
+  "Generator prompt: token embeddings, except that the k slots starting at the first <MEM0> (mem0Id) of each row take the compressed documents: slot j covers " +
+    "positions p + j*(nMem+1) .. p + j*(nMem+1) + nMem - 1 and takes compressed row b*k + j; the <SEP> after each slot keeps its embedding.",
+  "CE: prompt_loss_mask[b, t] = 1 means the hidden state at t-1 predicts prompt_ids[b, t]; the loss is the mean over those positions (t >= 1).",
+  "Stage 3: query rows go through the query_reasoner adapter (with gradient), candidate rows [B*N] through the compressor under stop_gradient " +
+    "(its dropout is on in training). scores = cosine(flatten(q) [B, nMem*H], flatten(docs) [B, N, nMem*H]) in float32; W = differentiable top-k " +
+    "(s = scores/tau; for j < k: soft_j = softmax(s + log(1 - stop_gradient(taken) + 1e-8)); hard_j = one-hot of the j-th largest score (stable order); " +
+    "taken += hard_j; W = hard + soft - stop_gradient(soft)) [B, k, N]; selected = W @ docs -> [B*k, nMem, H] fills the k slots in rank order. Loss = CE only.",
+  "Stage 1-2 loss = CE + mseWeight * MSE; the compressor pass uses the compressor adapter, the generator pass the generator adapter, in one graph.",
+  "Training: AdamW (bias-corrected, PyTorch semantics) at a constant lr, global-norm clipping at maxGradNorm, LoRA dropout on. 'trainable' lists " +
+    "adapter names (every lora a/b of that adapter) and exact parameter names (clara.mem_embeddings).",
+  "expected is our loss with dropout off (claraEvalLoss) on this batch with params.npz, before any update; a peer must match it within 1e-3 relative.",
+];
+
+export interface CaseMeta {
+  stage: 1 | 2 | 3;
+  model: string;
+  dtype: "float32";
+  compressionRate: number;
+  docMaxLength: number;
+  nMem: number;
+  k: number;
+  numCandidates?: number;
+  mem0Id: number;
+  baseVocab: number;
+  memRows: number;
+  tieWordEmbeddings: boolean;
+  padId: number;
+  mseWeight: number;
+  tau: number;
+  lora: { rank: number; alpha: number; dropout: number };
+  adapters: { compressor: string; generator: string; queryReasoner: string };
+  trainable: string[];
+  lr: number;
+  adamw: { beta1: number; beta2: number; eps: number; weightDecay: number };
+  maxGradNorm: number;
+  steps: number;
+  warmup: number;
+  expected: { loss: number; ce: number; mse: number | null };
+  notes: string[];
+}
+
+/** The batch tensors under the names the peers read. */
+export function batchEntries(batch: NativeStageBatch): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  const put = (prefix: string, b: NativeStageBatch["prompt"] | undefined) => {
+    if (!b) return;
+    out.set(`${prefix}_ids`, b.ids);
+    if (b.keyValid) out.set(`${prefix}_valid`, b.keyValid);
+    if (b.lossMask) out.set(`${prefix}_loss_mask`, b.lossMask);
+  };
+  put("docs", batch.docs);
+  put("query", batch.query);
+  put("candidates", batch.candidates);
+  put("prompt", batch.prompt);
+  return out;
+}
+
+export function writeCase(dir: string, meta: CaseMeta, batch: NativeStageBatch, params: NamedTensor[]): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+  writeNpz(path.join(dir, "batch.npz"), batchEntries(batch));
+  writeNpz(path.join(dir, "params.npz"), new Map(params));
+}
