@@ -27,7 +27,7 @@ import { makeQaSet, writeQaSet } from "../lib/eval/qa-set";
 import { loadEvaluations, writeEvaluationReport } from "../lib/eval/report";
 import { chatGenerator, DEFAULT_QA_OUT, defaultPdf, handWrittenQaFor, runEvaluationSuite } from "../lib/eval/suite";
 import { DEFAULT_MODEL, DEFAULT_RESULTS, PLAN_PATHS } from "./commands/train";
-import { exitCodeFor, formatError } from "./commands/ui";
+import { runCli, usageFailure } from "./commands/ui";
 
 interface Common {
   json?: boolean;
@@ -227,21 +227,10 @@ async function main(argv: string[]): Promise<void> {
     )
     .demandCommand(1, "Name a command; see --help.")
     .strict()
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      console.error(`${msg}\n\n${y.help()}`);
-      process.exit(2);
-    })
+    .fail(usageFailure)
     .parseAsync();
 }
 
-if (require.main === module) {
-  main(hideBin(process.argv)).catch((err: unknown) => {
-    const verbose = process.argv.includes("--verbose");
-    console.error(verbose && err instanceof Error && !(err instanceof ClaraError) ? err.stack : formatError(err).replace(/^clara-train:/, "clara-eval:"));
-    if (verbose && err instanceof ClaraError) console.error(err.stack);
-    process.exit(exitCodeFor(err));
-  });
-}
+if (require.main === module) runCli("clara-eval", () => main(hideBin(process.argv)));
 
 export { main };

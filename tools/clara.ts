@@ -13,7 +13,7 @@ import { hideBin } from "yargs/helpers";
 import { ClaraError, ClaraModel } from "../lib";
 import { readJsonl } from "../lib/data/jsonl";
 import { ClaraIndex, type IndexDocument } from "../lib/retrieval/clara-index";
-import { exitCodeFor, formatError } from "./commands/ui";
+import { runCli, usageFailure } from "./commands/ui";
 
 /** Documents from a JSONL file ({id?, text | doc | docs[0] | content, source?, page?}) or a PDF. */
 async function readDocuments(file: string, docMaxLength: number, clara: ClaraModel): Promise<IndexDocument[]> {
@@ -142,18 +142,12 @@ async function main(argv: string[]) {
     )
     .demandCommand(1, "Name a command; see --help.")
     .strict()
-    .fail((msg, err, y) => {
-      if (err) throw err;
-      console.error(`${msg}\n\n${y.help()}`);
-      process.exit(2);
-    })
+    .fail(usageFailure)
     .parseAsync();
 }
 
-main(hideBin(process.argv)).catch((err: unknown) => {
-  const verbose = process.argv.includes("--verbose");
-  // An allocation failure inside MLX: the fix is a smaller batch.
-  const hint = err instanceof Error && /out of memory|\[malloc\]|allocat/i.test(err.message) ? " (lower --batch-size)" : "";
-  console.error(verbose && err instanceof Error ? err.stack : formatError(err).replace(/^clara-train:/, "clara:") + hint);
-  process.exit(exitCodeFor(err));
-});
+// An allocation failure inside MLX: the fix is a smaller batch.
+const outOfMemoryHint = (err: unknown) =>
+  err instanceof Error && /out of memory|\[malloc\]|allocat/i.test(err.message) ? " (lower --batch-size)" : "";
+
+runCli("clara", () => main(hideBin(process.argv)), outOfMemoryHint);

@@ -201,6 +201,25 @@ export function formatError(err: unknown): string {
   return `clara-train: ${oneLine(String(e?.message ?? err))}`;
 }
 
+/** The yargs `.fail` of the small CLIs: a usage mistake prints the message and the help, exit 2. */
+export function usageFailure(msg: string, err: Error | undefined, y: { help(): unknown }): void {
+  if (err) throw err;
+  console.error(`${msg}\n\n${y.help()}`);
+  process.exit(EXIT.badInput);
+}
+
+/**
+ * Runs a small CLI's main: a failure prints one line under the program's name (and the stack
+ * with --verbose), plus `hint(err)` when it has one, and exits with the failure's code.
+ */
+export function runCli(program: string, main: () => Promise<unknown>, hint: (err: unknown) => string = () => ""): void {
+  main().catch((err: unknown) => {
+    console.error(formatError(err).replace(/^clara-train:/, `${program}:`) + hint(err));
+    if (process.argv.includes("--verbose") && err instanceof Error && err.stack) console.error(err.stack);
+    process.exit(exitCodeFor(err));
+  });
+}
+
 export function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, " ").trim();
 }
