@@ -235,7 +235,9 @@ describe("SmolLM2-135M-Instruct Q4_1 GGUF vs mlx-lm (float32)", () => {
     await model?.dispose();
   });
 
-  itSmol("logits match mlx-lm within 1e-4 relative, alone and left-padded", async () => {
+  // The oracle dequantises with gguf-py (llama.cpp's reader), independently of MLX's GGUF path;
+  // measured error 3.7e-6, so 2e-5 leaves room for BLAS order only.
+  itSmol("logits match mlx-lm within 2e-5 relative, alone and left-padded", async () => {
     expect(model.config).toMatchObject({ model_type: "llama", num_hidden_layers: 30, vocab_size: 49152, tie_word_embeddings: true });
     const errors: number[] = [];
     for (let i = 0; i < sequences.length; i++) {
@@ -246,7 +248,7 @@ describe("SmolLM2-135M-Instruct Q4_1 GGUF vs mlx-lm (float32)", () => {
     const paddedErrors = padded.map((rows, i) => relativeError(rows, expectedLogits[i]));
     margins["logits SmolLM2 GGUF"] = Math.max(...errors);
     margins["padding vs mlx-lm SmolLM2 GGUF"] = Math.max(...paddedErrors);
-    for (const e of [...errors, ...paddedErrors]) expect(e).toBeLessThanOrEqual(TOL);
+    for (const e of [...errors, ...paddedErrors]) expect(e).toBeLessThanOrEqual(2e-5);
   });
 
   itSmol(`greedy ${GEN_TOKENS} tokens of a chat prompt are identical to mlx-lm`, async () => {

@@ -324,21 +324,17 @@ def load_gguf(path):
     hidden = int(m("embedding_length"))
     vocab = meta.get(f"{arch}.vocab_size")
     vocab = int(scalar(vocab)) if vocab is not None else len(meta["tokenizer.ggml.tokens"])
+    # Weights come from gguf-py (llama.cpp's own reader and dequantiser), not from MLX's GGUF
+    # path, so the oracle checks our dequantisation instead of sharing it.
+    import gguf
+
     weights = {}
-    for name, w in raw.items():
-        if name.endswith(".scales") or name.endswith(".biases"):
-            continue
-        base = name[: -len(".weight")] if name.endswith(".weight") else None
-        if base is not None and base + ".scales" in raw:
-            scales = raw[base + ".scales"]
-            biases = raw.get(base + ".biases")
-            # Groups of 32 values; packed uint32 words per group = bits.
-            bits = w.shape[-1] // scales.shape[-1]
-            w = mx.dequantize(w, scales, biases, group_size=32, bits=bits)
-        ours = hf_name(name)
+    for t in gguf.GGUFReader(path).tensors:
+        ours = hf_name(t.name)
         if ours is None:
             continue
-        weights[ours] = w.astype(mx.float32)
+        values = np.asarray(gguf.quants.dequantize(t.data, t.tensor_type), dtype=np.float32)
+        weights[ours] = mx.array(values.reshape([int(d) for d in reversed(t.shape)]))
     if arch in ("llama", "mistral"):
         for name in list(weights):
             if name.endswith("self_attn.q_proj.weight") or name.endswith("self_attn.q_proj.bias"):

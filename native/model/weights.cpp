@@ -77,8 +77,11 @@ Params load_gguf_weights(const WeightSource& source, const ModelConfig& c) {
     if (scales != raw.end() && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0) {
       auto biases = raw.find(base + ".biases");
       int bits = w.shape(-1) / scales->second.shape(-1);
-      w = mx::dequantize(w, scales->second, biases == raw.end() ? std::nullopt : std::optional<mx::array>(biases->second), 32, bits,
-                         "affine", std::nullopt, mx::float32);
+      // GGUF keeps scales and biases in float16 and dequantize computes in their dtype: widen them
+      // first, or weights land up to 2 float16 ulps off llama.cpp's (gguf-py's) float32 values.
+      std::optional<mx::array> bias;
+      if (biases != raw.end()) bias = mx::astype(biases->second, mx::float32);
+      w = mx::dequantize(w, mx::astype(scales->second, mx::float32), bias, 32, bits, "affine", std::nullopt, mx::float32);
     }
     if (source.gguf_rope_permuted) {
       if (ours.find("self_attn.q_proj") != std::string::npos) w = unpermute_rope_rows(w, c.num_attention_heads);
