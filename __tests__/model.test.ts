@@ -102,6 +102,9 @@ const SEQS = [
   [44, 200, 9],
   [260, 3, 77, 77, 120, 18, 299, 64, 150, 2, 11, 180],
 ];
+// Long enough for attention in query blocks (native/model/llama.cpp), unpadded and left-padded.
+const LONG_SEQS = [300, 520].map((n, j) => Array.from({ length: n }, (_, i) => 3 + ((i * 37 + j * 11 + ((i * i) % 13)) % 297)));
+
 const PROMPTS = [
   [1, 88, 140, 23, 205],
   [61, 7],
@@ -131,14 +134,16 @@ describe.each(CASES)("$name vs mlx-lm (float32)", (c) => {
   let model: Model;
   let expectedLogits: Float32Array[];
   let expectedTokens: number[][];
+  let expectedLong: Float32Array[];
 
   beforeAll(async () => {
     if (!hasMlxLm()) return;
     dir = await makeTinyModel(c.type, path.join(work, `tiny-${c.seed}`), c);
-    [expectedLogits, expectedTokens, model] = await Promise.all([
+    [expectedLogits, expectedTokens, model, expectedLong] = await Promise.all([
       oracleLogits(dir, SEQS, work),
       oracleGenerate(dir, PROMPTS, GEN_TOKENS, work),
       Model.load(dir),
+      oracleLogits(dir, LONG_SEQS, work),
     ]);
   });
   afterAll(async () => {
@@ -193,6 +198,15 @@ describe.each(CASES)("$name vs mlx-lm (float32)", (c) => {
     margins[`padding vs mlx-lm ${c.name}`] = oracle;
     expect(alone).toBeLessThanOrEqual(TOL);
     expect(oracle).toBeLessThanOrEqual(TOL);
+  });
+
+  itOracle("long sequences (attention in query blocks) match mlx-lm alone and left-padded", async () => {
+    const errors: number[] = [];
+    for (let i = 0; i < LONG_SEQS.length; i++) errors.push(relativeError((await model.logits([LONG_SEQS[i]])).data as Float32Array, expectedLong[i]));
+    const padded = unpad(await model.logits(LONG_SEQS), LONG_SEQS);
+    for (let i = 0; i < LONG_SEQS.length; i++) errors.push(relativeError(padded[i], expectedLong[i]));
+    margins[`long sequences ${c.name}`] = Math.max(...errors);
+    for (const e of errors) expect(e).toBeLessThanOrEqual(TOL);
   });
 
   itOracle(`greedy generation of ${GEN_TOKENS} tokens is token-identical to mlx-lm`, async () => {
