@@ -1,6 +1,6 @@
 // Model FLOPs of a Llama-family LoRA training step, counted from shapes, for the "fraction of
 // the matmul peak" figures. Matmuls only (2 FLOPs per multiply-add); attention scores counted
-// over the full L×L square because MLX computes it whole. A frozen base needs the forward and
+// over the (query, key) pairs our attention computes (attentionPairs). A frozen base needs the forward and
 // the backward pass for activations (2× forward); LoRA matrices also get weight gradients (3×).
 
 import type { ModelConfig } from "../lib";
@@ -22,6 +22,24 @@ export interface DecoderPass {
   backward: boolean;
 }
 
+/**
+ * (query, key) pairs scored per sequence and head. native/model/llama.cpp runs sequences of 256+
+ * tokens in even query blocks of at most 128, block [s, e) against keys [0, e); shorter ones
+ * score the full L×L square (as MLX's CPU attention does for any length).
+ */
+export function attentionPairs(seq: number): number {
+  const QUERY_BLOCK = 128;
+  if (seq < 2 * QUERY_BLOCK) return seq * seq;
+  const blocks = Math.ceil(seq / QUERY_BLOCK);
+  const size = Math.ceil(seq / blocks);
+  let pairs = 0;
+  for (let s = 0; s < seq; s += size) {
+    const e = Math.min(seq, s + size);
+    pairs += (e - s) * e;
+  }
+  return pairs;
+}
+
 export function passFlops(c: ModelConfig, pass: DecoderPass, loraRank: number): FlopCount {
   const D = c.head_dim;
   const H = c.hidden_size;
@@ -31,7 +49,7 @@ export function passFlops(c: ModelConfig, pass: DecoderPass, loraRank: number): 
     (2 * (H + c.num_attention_heads * D) + 2 * (H + c.num_key_value_heads * D) + 3 * (H + c.intermediate_size));
   const tokens = pass.sequences * pass.seq;
   const linear = 2 * tokens * c.num_hidden_layers * perLayerLinear + 2 * pass.headRows * pass.headWidth * H;
-  const attention = c.num_hidden_layers * pass.sequences * 4 * c.num_attention_heads * D * pass.seq * pass.seq;
+  const attention = c.num_hidden_layers * pass.sequences * 4 * c.num_attention_heads * D * attentionPairs(pass.seq);
   const lora = 2 * tokens * c.num_hidden_layers * perLayerLora;
   const forward = linear + attention + lora;
   return { forward, training: pass.backward ? 2 * (linear + attention) + 3 * lora : forward };

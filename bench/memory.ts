@@ -3,7 +3,7 @@
 // and v for the trained tensors + an activation estimate. All in the compute dtype's bytes.
 
 import type { ModelConfig } from "../lib";
-import type { DecoderPass } from "./flops";
+import { attentionPairs, type DecoderPass } from "./flops";
 
 export interface MemoryEstimate {
   frozenWeights: number;
@@ -40,8 +40,8 @@ export function adapterParameterCount(c: ModelConfig, rank: number): number {
  *   for o_proj (2q), four rank-r LoRA middles (4r);
  *   MLP block: the norm's input and output (2H), dropped copies for gate/up (2H) and down (I),
  *   gate, up, sigmoid, SiLU and the product (5I), three LoRA middles (3r).
- * MLX's CPU attention with a mask materialises scores and probabilities (2 × heads × L × L per
- * sequence and layer). The head keeps the logits and the softmax of the supervised rows. A pass
+ * MLX's CPU attention materialises scores and probabilities (2 × heads × the pairs of
+ * attentionPairs per sequence and layer). The head keeps the logits and the softmax of the supervised rows. A pass
  * without backward (stage 3's frozen compressor) frees each layer's intermediates once the next
  * layer has consumed them: it holds its output hidden states plus one layer's largest working
  * set, the residual and norm (2H), gate, up and their product (3I), and the scores and
@@ -53,7 +53,7 @@ export function activationElements(c: ModelConfig, pass: DecoderPass, rank: numb
   const kv = c.num_key_value_heads * c.head_dim;
   const I = c.intermediate_size;
   const perTokenLayer = 9 * H + 4 * q + 3 * kv + 6 * I + 7 * rank;
-  const attention = 2 * c.num_attention_heads * pass.seq * pass.seq * pass.sequences;
+  const attention = 2 * c.num_attention_heads * attentionPairs(pass.seq) * pass.sequences;
   const tokens = pass.sequences * pass.seq;
   const held = pass.backward ? c.num_hidden_layers * (tokens * perTokenLayer + attention) : tokens * (2 * H + 3 * I) + attention;
   return held + tokens * H + 2 * pass.headRows * pass.headWidth;
