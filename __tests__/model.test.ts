@@ -448,6 +448,33 @@ describe("LoRA gradients and training", () => {
     }
   });
 
+  itOracle("micro-batches on two CPU streams give the same updates as one after another", async () => {
+    const random = rng(61);
+    const microBatches: LmExample[][] = [3, 2, 3].map((n) =>
+      Array.from({ length: n }, () => {
+        const tokens = randomTokens(random, 9 + n, 300);
+        return { tokens, lossMask: tokens.map((_, i) => (i >= 4 ? 1 : 0)) };
+      }),
+    );
+    const run = async (lanes: 1 | 2) => {
+      const model = await Model.load(dir);
+      try {
+        await model.addAdapter("lanes", { rank: 4, alpha: 8, dropout: 0.1, seed: 5 });
+        await model.createTrainer({ trainable: ["lanes"], lr: 1e-2, schedule: "constant", lanes });
+        const losses: number[] = [];
+        for (let step = 0; step < 3; step++) losses.push((await model.trainStep(microBatches, { adapter: "lanes", seed: 9 })).loss);
+        return { losses, params: await model.parameters("") };
+      } finally {
+        await model.dispose();
+      }
+    };
+    const inTurn = await run(1);
+    const together = await run(2);
+    expect(together.losses).toEqual(inTurn.losses);
+    expect(together.params.map(([n]) => n)).toEqual(inTurn.params.map(([n]) => n));
+    together.params.forEach(([, t], i) => expect(Buffer.from((t.data as Float32Array).buffer).equals(Buffer.from((inTurn.params[i][1].data as Float32Array).buffer))).toBe(true));
+  });
+
   itOracle("a rank-8 adapter overfits 4 examples: loss falls below 10% of the first step's in ≤ 60 steps", async () => {
     const model = await Model.load(dir);
     try {

@@ -143,9 +143,11 @@ Napi::Value ModelHandle::ClaraTrainStep(const Napi::CallbackInfo& info) {
   return thread(env).submit(env, [s = state_, batches, spec, seed, micro_offset] {
     Model& m = s->get();
     Trainer& t = s->get_trainer();
+    std::vector<LossFunction> losses;
     for (size_t i = 0; i < batches.size(); ++i) {
-      t.accumulate(stage_loss(m, batches[i], spec, true, dropout_key(seed, t.step(), micro_offset + static_cast<int>(i))));
+      losses.push_back(stage_loss(m, batches[i], spec, true, dropout_key(seed, t.step(), micro_offset + static_cast<int>(i))));
     }
+    t.accumulate_all(losses);
     StepResult r = t.apply();
     return Completion([r](Napi::Env env) -> Napi::Value { return step_to_js(env, r); });
   });

@@ -126,6 +126,7 @@ TrainerConfig to_trainer_config(Napi::Object o) {
   t.schedule.warmup_steps = int_option(s, "warmupSteps", 0, 0, 1 << 30);
   t.schedule.total_steps = int_option(s, "totalSteps", 1, 1, 1 << 30);
   t.max_grad_norm = static_cast<float>(number_option(o, "maxGradNorm", 1.0, 0, 1e9));
+  t.lanes = int_option(o, "lanes", 2, 1, 2);
   return t;
 }
 

@@ -280,11 +280,13 @@ Napi::Value ModelHandle::LmTrainStep(const Napi::CallbackInfo& info) {
   return thread(env).submit(env, [s = state(env), batches, adapter, seed, micro_offset] {
     Model& m = s->get();
     Trainer& t = s->get_trainer();
+    std::vector<LossFunction> losses;
     for (size_t i = 0; i < batches.size(); ++i) {
       TokenBatch b = to_token_batch(batches[i]);
       mx::array key = dropout_key(seed, t.step(), micro_offset + static_cast<int>(i));
-      t.accumulate([&](const Params& trainable) { return lm_loss(m, trainable, b, adapter, true, key); });
+      losses.push_back([&m, &adapter, b, key](const Params& trainable) { return lm_loss(m, trainable, b, adapter, true, key); });
     }
+    t.accumulate_all(losses);
     StepResult r = t.apply();
     return Completion([r](Napi::Env env) -> Napi::Value { return step_to_js(env, r); });
   });

@@ -76,6 +76,8 @@ export interface NativeTrainerOptions {
   maxGradNorm?: number;
   /** A distributed backend ("ring", "mpi", "jaccl", "nccl", "any") to average gradients over. */
   distributed?: string;
+  /** Micro-batches evaluated at once on separate CPU streams (1 or 2, default 2). */
+  lanes?: number;
 }
 
 export interface NativeOptimizerState {

@@ -62,6 +62,12 @@ export interface TrainerOptions {
   eps?: number;
   /** Average gradients over the ranks of this distributed backend (see clara-train launch). */
   distributed?: string;
+  /**
+   * Micro-batches of one update evaluated at once, each on a CPU stream (thread) of its own:
+   * 2 (default) keeps both cores of a small machine busy outside matrix products; 1 runs them
+   * in turn and holds one micro-batch's activations instead of two. Same update either way.
+   */
+  lanes?: 1 | 2;
 }
 
 /** One micro-batch for the language-model loss: token sequences and which tokens are targets. */
@@ -234,6 +240,7 @@ export class Model {
       },
       maxGradNorm: options.maxGradNorm,
       distributed: options.distributed,
+      lanes: options.lanes,
     });
   }
 

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -77,7 +78,49 @@ MicroBatchResult Trainer::accumulate(const LossFunction& loss) {
   to_eval.push_back(l.tokens);
   for (const auto& [_, v] : l.parts) to_eval.push_back(v);
   mx::eval(to_eval);
-  MicroBatchResult result = evaluate_terms(l);
+  return add(l, std::move(sum));
+}
+
+const std::vector<mx::Stream>& Trainer::streams() {
+  if (streams_.empty()) {
+    mx::Device device = mx::default_device();
+    streams_.push_back(mx::default_stream(device));
+    if (device == mx::Device::cpu && config_.lanes > 1) streams_.push_back(mx::new_stream(device));
+  }
+  return streams_;
+}
+
+std::vector<MicroBatchResult> Trainer::accumulate_all(const std::vector<LossFunction>& losses) {
+  const std::vector<mx::Stream>& lanes = streams();
+  std::vector<MicroBatchResult> results;
+  for (size_t first = 0; first < losses.size(); first += lanes.size()) {
+    size_t count = std::min(lanes.size(), losses.size() - first);
+    std::vector<LossTerms> terms;
+    std::vector<std::vector<mx::array>> sums;
+    std::vector<mx::array> to_eval;
+    for (size_t j = 0; j < count; ++j) {
+      // Every op of this micro-batch, its backward included, runs on its lane's stream.
+      mx::StreamContext lane(lanes[j]);
+      auto [l, grads] = loss_and_grad(losses[first + j]);
+      // Summed in accumulate()'s order, so the result does not depend on the lanes.
+      const std::vector<mx::array>& previous = !sums.empty() ? sums.back() : grad_sum_;
+      std::vector<mx::array> sum;
+      for (size_t i = 0; i < grads.size(); ++i) sum.push_back(previous.empty() ? grads[i] : mx::add(previous[i], grads[i]));
+      to_eval.push_back(l.loss);
+      to_eval.push_back(l.tokens);
+      for (const auto& [_, v] : l.parts) to_eval.push_back(v);
+      terms.push_back(std::move(l));
+      sums.push_back(std::move(sum));
+    }
+    to_eval.insert(to_eval.end(), sums.back().begin(), sums.back().end());
+    mx::eval(to_eval);
+    for (size_t j = 0; j < count; ++j) results.push_back(add(terms[j], sums[j]));
+  }
+  return results;
+}
+
+MicroBatchResult Trainer::add(const LossTerms& terms, std::vector<mx::array> sum) {
+  MicroBatchResult result = evaluate_terms(terms);
   float value = result.loss;
   if (!std::isfinite(value)) {
     throw Error("E_NONFINITE", "[train] the loss is " + std::to_string(value) +

@@ -31,6 +31,8 @@ struct TrainerConfig {
   AdamWConfig adamw;
   ScheduleConfig schedule;
   float max_grad_norm = 1.0f;
+  // Micro-batches accumulate_all evaluates at once on CPU streams of their own (1: in turn).
+  int lanes = 2;
 };
 
 using NamedValues = std::vector<std::pair<std::string, float>>;
@@ -70,6 +72,11 @@ class Trainer {
   // Adds one micro-batch's gradients (throws E_NONFINITE, leaving everything untouched, when
   // the loss is NaN or infinite).
   MicroBatchResult accumulate(const LossFunction& loss);
+  // The same as accumulate() on each loss in order (same sums, same results), but on a CPU
+  // device two micro-batches at a time run on two MLX streams: MLX's CPU backend executes a
+  // stream's ops one at a time on one thread, so with one stream every non-GEMM op leaves the
+  // other core idle. Peak memory holds two micro-batches' activations instead of one.
+  std::vector<MicroBatchResult> accumulate_all(const std::vector<LossFunction>& losses);
   // Averages the accumulated gradients, clips, and applies one AdamW update.
   StepResult apply();
   // Loss and gradients of one batch without touching the optimizer (tests, finite differences).
@@ -86,8 +93,12 @@ class Trainer {
   double token_sum_ = 0;
   NamedValues part_sums_;
   std::optional<DataParallel> dp_;
+  std::vector<mx::Stream> streams_;  // accumulate_all's streams, made on first use
 
   void reset_accumulation();
+  // Adds one evaluated micro-batch (its loss terms and gradients) to the sums.
+  MicroBatchResult add(const LossTerms& terms, std::vector<mx::array> sum);
+  const std::vector<mx::Stream>& streams();
 };
 
 // Evaluates a loss function's terms without gradients (evaluation passes).
