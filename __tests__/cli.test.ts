@@ -184,6 +184,7 @@ describe("bad input: exit 2 and one line naming the file, line, field and fix", 
 
   test("bad settings: flags, config keys and values name the file, line and key", () => {
     expect(expectBadInput(stage1("pre.jsonl", "--lr", "fast"))).toMatch(/^clara-train: --lr: must be a number/);
+    expect(expectBadInput(stage1("pre.jsonl", "--lanes", "3"))).toBe("clara-train: --lanes: must be 1 or 2, got 3");
     expect(expectBadInput(stage1("pre.jsonl", "--learning-rate", "1"))).toMatch(/^clara-train: Unknown argument: --learning-rate \(see clara-train stage1 --help\)$/);
     fs.writeFileSync(path.join(work, "typo.yaml"), "seed: 1\nstage1:\n  lrr: 0.001\n");
     expect(expectBadInput(stage1("pre.jsonl", "--config", "typo.yaml"))).toBe('clara-train: typo.yaml:3: stage1.lrr: unknown setting; did you mean "lr"?');

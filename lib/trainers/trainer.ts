@@ -19,6 +19,11 @@ export interface TrainOptions {
   batchSize?: number;
   /** Examples per forward/backward pass; batchSize / microBatchSize passes are accumulated. */
   microBatchSize?: number;
+  /**
+   * Micro-batches run at once, each on a CPU stream (thread) of its own: 2 (default) or 1,
+   * which holds one micro-batch's activations instead of two. The updates are the same.
+   */
+  lanes?: 1 | 2;
   epochs?: number;
   /** Caps the number of optimizer updates. */
   maxSteps?: number;
@@ -112,6 +117,7 @@ export function resolved(options: TrainOptions, defaults: StagePlan<unknown>["de
   return {
     batchSize: options.batchSize ?? defaults.batchSize,
     microBatchSize: options.microBatchSize ?? 1,
+    lanes: options.lanes ?? 2,
     epochs: options.epochs ?? DEFAULTS.epochs,
     lr: options.lr ?? defaults.lr,
     schedule: options.schedule ?? defaults.schedule,
@@ -146,7 +152,9 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   const stepsPerEpoch = Math.max(1, Math.floor(plan.train.length / batchSize));
   const totalSteps = Math.max(1, Math.min(o.maxSteps ?? Infinity, Math.ceil(o.epochs * stepsPerEpoch)));
   const warmupSteps = Math.ceil(o.warmupRatio * totalSteps);
-  const config = { ...options.recordConfig, ...plan.config, ...o, batchSize, totalSteps };
+  // Lanes change how the work is scheduled, not the updates: a run may resume with other lanes.
+  const { lanes, ...recorded } = o;
+  const config = { ...options.recordConfig, ...plan.config, ...recorded, batchSize, totalSteps };
   const history: TrainSummary["history"] = [];
   const evals: TrainSummary["evals"] = [];
   // Weights go back before the optimizer is made (setting parameters discards a trainer).
@@ -161,6 +169,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
     warmupSteps: o.schedule === "constant" ? 0 : warmupSteps,
     totalSteps,
     maxGradNorm: o.maxGradNorm,
+    lanes,
     weightDecay: o.weightDecay,
     beta1: DEFAULTS.adamw.beta1,
     beta2: DEFAULTS.adamw.beta2,

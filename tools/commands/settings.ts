@@ -51,6 +51,7 @@ export const SETTINGS: Record<string, SettingSpec> = {
   minLrRatio: { group: "Optimisation:", kind: "number", describe: "cosine floor as a fraction of --lr", commands: TRAIN },
   batchSize: { group: "Optimisation:", kind: "int", describe: "examples per optimizer update", commands: TRAIN, alias: "batch" },
   microBatchSize: { group: "Optimisation:", kind: "int", describe: "examples per forward/backward pass (gradients are accumulated)", commands: TRAIN },
+  lanes: { group: "Optimisation:", kind: "int", describe: "micro-batches run at once on their own CPU threads: 2, or 1 for half the activation memory", commands: TRAIN },
   accumulation: { group: "Optimisation:", kind: "int", describe: "gradient-accumulation passes per update (micro-batch = batch / accumulation)", commands: TRAIN },
   epochs: { group: "Optimisation:", kind: "number", describe: "passes over the training records", commands: TRAIN },
   maxSteps: { group: "Optimisation:", kind: "int", describe: "stop after this many updates", commands: TRAIN },

@@ -147,6 +147,7 @@ function checkRanges(e: Settings): void {
   for (const key of ["lr", "epochs", "maxGradNorm", "tau", "loraAlpha"]) if (e[key] !== undefined && !((e[key] as number) > 0)) throw bad(key, "greater than 0");
   if (!((e.evalSplit as number) >= 0 && (e.evalSplit as number) < 1)) throw bad("evalSplit", "in [0, 1)");
   if (e.loraDropout !== undefined && !((e.loraDropout as number) >= 0 && (e.loraDropout as number) < 1)) throw bad("loraDropout", "in [0, 1)");
+  if (e.lanes !== undefined && e.lanes !== 1 && e.lanes !== 2) throw bad("lanes", "1 or 2");
   if ((e.microBatchSize as number) > (e.batchSize as number)) {
     throw new ClaraError("E_INVALID_ARGUMENT", `must be at most --batch-size (${e.batchSize}), got ${e.microBatchSize}`, { field: "--micro-batch-size" });
   }
@@ -409,6 +410,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
     out,
     batchSize: e.batchSize as number,
     microBatchSize: e.microBatchSize as number,
+    lanes: e.lanes as 1 | 2 | undefined,
     epochs: e.epochs as number,
     maxSteps: e.maxSteps as number | undefined,
     lr: e.lr as number,
