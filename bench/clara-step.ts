@@ -9,7 +9,9 @@
 //
 // Environment: BENCH_STAGES (default 1,2,3), BENCH_RATES (4,16,32,128), BENCH_STEPS (timed
 // steps, default 2), BENCH_WARMUP (1), BENCH_CANDIDATES (stage-3 N, default 10), BENCH_MODEL
-// (a GGUF file, an HF folder, or "tiny"), BENCH_KEEP_CASES=1 keeps the case folders, CLARA_PYTHON.
+// (a GGUF file, an HF folder, or "tiny"), BENCH_KEEP_CASES=1 keeps the case folders, CLARA_PYTHON,
+// BENCH_LANES=1 also times our step as two micro-batches of 2, in turn and on two CPU streams,
+// BENCH_RECORD names the record (default clara-step), BENCH_PEERS=0 skips the peers.
 
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -218,6 +220,7 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
     loss = r.loss;
   }
   const peakMemory = (await memoryInfo()).peak;
+  const lanes = process.env.BENCH_LANES === "1" ? await timeLanes(clara, plan, spec) : undefined;
   const adapters = (await clara.model.adapters()).length;
   await clara.dispose();
 
@@ -260,8 +263,33 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
     expected: meta.expected,
     ours: { ...perf(s), peakMemoryBytes: peakMemory, loss, seconds },
     memoryEstimate: { ...estimate, peakOverEstimate: +(peakMemory / estimate.total).toFixed(2) },
+    ...(lanes ? { lanes: { ...lanes, speedup: +(lanes.inTurn / lanes.twoStreams).toFixed(2) } } : {}),
   };
   return { result, dir };
+}
+
+/**
+ * The batch as two micro-batches of 2 (what a run with microBatchSize 2 does), evaluated one
+ * after the other (lanes 1) and at once on two CPU streams (lanes 2): median step seconds.
+ */
+async function timeLanes(clara: ClaraModel, plan: StagePlan<unknown>, spec: ReturnType<ClaraModel["spec"]>) {
+  const half = BATCH / 2;
+  const microBatches = [0, half].map((from) => {
+    const idx = plan.train.map((_, i) => i).slice(from, from + half);
+    return plan.batch(idx.map((i) => plan.train[i]), idx);
+  });
+  const out: Record<"inTurn" | "twoStreams", number> = { inTurn: NaN, twoStreams: NaN };
+  for (const [key, lanes] of [["inTurn", 1], ["twoStreams", 2]] as const) {
+    await clara.model.createTrainer({ trainable: plan.trainable, lr: plan.defaults.lr, schedule: "constant", lanes });
+    const seconds: number[] = [];
+    for (let i = 0; i < WARMUP + STEPS; i++) {
+      const t0 = performance.now();
+      await clara.handle.claraTrainStep({ stage: plan.nativeStage, microBatches, spec, seed: SEED });
+      if (i >= WARMUP) seconds.push((performance.now() - t0) / 1000);
+    }
+    out[key] = +median(seconds).toFixed(3);
+  }
+  return out;
 }
 
 interface CaseArgs {
@@ -331,7 +359,10 @@ async function main() {
           speedup: +(sec / ours.stepSeconds).toFixed(2),
         };
       };
-      if (py) {
+      const peers = process.env.BENCH_PEERS !== "0";
+      if (!peers) {
+        result.mlx = "not run: BENCH_PEERS=0";
+      } else if (py) {
         const r = runPeer(py, mlxPeer, dir, peerEnv());
         if (r.ok) result.mlx = { ...peerFigures(r.result), blas: peerEnv().LD_PRELOAD ?? "the wheel's own" };
         else {
@@ -342,7 +373,9 @@ async function main() {
       } else {
         result.mlx = "not run: Python mlx-lm is not installed (npm test creates .venv with it)";
       }
-      if ("exe" in torch) {
+      if (!peers) {
+        result.torch = "not run: BENCH_PEERS=0";
+      } else if ("exe" in torch) {
         // PyTorch brings its own BLAS; preloading OpenBLAS under it would mix two BLAS builds.
         const r = runPeer(torch.exe, torchPeer, dir, process.env);
         if (r.ok) result.torch = peerFigures(r.result);
@@ -373,7 +406,7 @@ async function main() {
     tokensCounted: "compressor rows × padded length + generator rows × padded length (what the step computes)",
     cases,
   };
-  const out = writeBenchResult("clara-step", record);
+  const out = writeBenchResult(process.env.BENCH_RECORD ?? "clara-step", record);
   console.log(JSON.stringify(record, null, 2));
   console.log(`wrote ${out}`);
   if (process.env.BENCH_KEEP_CASES) console.log(`case folders kept in ${root}`);
