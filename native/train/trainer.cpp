@@ -65,22 +65,6 @@ void Trainer::reset_accumulation() {
   part_sums_.clear();
 }
 
-MicroBatchResult Trainer::accumulate(const LossFunction& loss) {
-  auto [l, grads] = loss_and_grad(loss);
-  std::vector<mx::array> sum;
-  if (grad_sum_.empty()) {
-    sum = grads;
-  } else {
-    for (size_t i = 0; i < grads.size(); ++i) sum.push_back(mx::add(grad_sum_[i], grads[i]));
-  }
-  std::vector<mx::array> to_eval = sum;
-  to_eval.push_back(l.loss);
-  to_eval.push_back(l.tokens);
-  for (const auto& [_, v] : l.parts) to_eval.push_back(v);
-  mx::eval(to_eval);
-  return add(l, std::move(sum));
-}
-
 const std::vector<mx::Stream>& Trainer::streams() {
   if (streams_.empty()) {
     mx::Device device = mx::default_device();
@@ -102,7 +86,7 @@ std::vector<MicroBatchResult> Trainer::accumulate_all(const std::vector<LossFunc
       // Every op of this micro-batch, its backward included, runs on its lane's stream.
       mx::StreamContext lane(lanes[j]);
       auto [l, grads] = loss_and_grad(losses[first + j]);
-      // Summed in accumulate()'s order, so the result does not depend on the lanes.
+      // Summed in micro-batch order whatever the lanes, so the result does not depend on them.
       const std::vector<mx::array>& previous = !sums.empty() ? sums.back() : grad_sum_;
       std::vector<mx::array> sum;
       for (size_t i = 0; i < grads.size(); ++i) sum.push_back(previous.empty() ? grads[i] : mx::add(previous[i], grads[i]));
@@ -144,7 +128,7 @@ void Trainer::enable_data_parallel(DataParallel dp) {
 }
 
 StepResult Trainer::apply() {
-  if (micro_batches_ == 0) invalid_argument("trainer", "apply() before any accumulate()");
+  if (micro_batches_ == 0) invalid_argument("trainer", "apply() before any accumulate_all()");
   std::vector<mx::array> grads;
   for (const auto& g : grad_sum_) grads.push_back(mx::divide(g, mx::array(static_cast<float>(micro_batches_), g.dtype())));
   double allreduce_seconds = 0;

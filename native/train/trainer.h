@@ -69,13 +69,11 @@ class Trainer {
   AdamWState& optimizer_state() { return state_; }
   int step() const { return state_.step; }
 
-  // Adds one micro-batch's gradients (throws E_NONFINITE, leaving everything untouched, when
-  // the loss is NaN or infinite).
-  MicroBatchResult accumulate(const LossFunction& loss);
-  // The same as accumulate() on each loss in order (same sums, same results), but on a CPU
-  // device two micro-batches at a time run on two MLX streams: MLX's CPU backend executes a
-  // stream's ops one at a time on one thread, so with one stream every non-GEMM op leaves the
-  // other core idle. Peak memory holds two micro-batches' activations instead of one.
+  // Adds each micro-batch's gradients, in order (throws E_NONFINITE at a NaN or infinite loss,
+  // leaving that micro-batch and the ones after it unapplied). On a CPU device two micro-batches
+  // at a time run on two MLX streams: MLX's CPU backend executes a stream's ops one at a time on
+  // one thread, so with one stream every non-GEMM op leaves the other core idle. Peak memory
+  // then holds two micro-batches' activations instead of one; the sums are the same.
   std::vector<MicroBatchResult> accumulate_all(const std::vector<LossFunction>& losses);
   // Averages the accumulated gradients, clips, and applies one AdamW update.
   StepResult apply();
