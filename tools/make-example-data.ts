@@ -72,10 +72,12 @@ class Names {
 
   constructor(private readonly rng: Random) {}
 
-  /** A capitalised word of `lo`..`hi` syllables, never returned before. */
+  /** A capitalised word of `lo`..`hi` syllables (more once those run short), never returned before. */
   word(lo = 2, hi = 3): string {
-    for (;;) {
-      const n = this.rng.range(lo, hi);
+    // Every 200 misses allow one more syllable: a large world uses up the short words, and
+    // without this the search for an unused one never ends.
+    for (let misses = 0; ; misses++) {
+      const n = this.rng.range(lo, hi + Math.floor(misses / 200));
       let w = "";
       for (let i = 0; i < n; i++) w += this.rng.pick(SYLLABLES);
       if (w.length < 4 || /(.)\1\1/.test(w)) continue;
