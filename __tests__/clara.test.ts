@@ -72,6 +72,17 @@ describe("templates and tokens", () => {
     expect(supervised).toBe("Ada<|im_end|>\n");
   });
 
+  it("asks a stage-1 model its j-th question with the same tokens that stage 1 trains on, up to the answer", () => {
+    const questions = ["Who founded it?", "In what year?", "What colour is the flag of Velmora?"];
+    const answers = ["Ada Lorin", "1845", "teal"];
+    const trained = clara.templates.qaExample(questions, answers, 2048).tokens;
+    for (let j = 0; j < questions.length; j++) {
+      const probe = clara.templates.qaProbePrompt(questions[j], { questions: questions.slice(0, j), answers: answers.slice(0, j) });
+      expect(trained.slice(0, probe.length)).toEqual(probe);
+      expect(clara.model.tokenizer.decode(trained.slice(probe.length))).toMatch(new RegExp(`^ ${answers[j]}(\n|<\\|im_end\\|>)`));
+    }
+  });
+
   it("compresses each document into n × H vectors", async () => {
     const v = await clara.compressDocuments(records.slice(0, 3).map((r) => r.doc));
     expect(v.shape).toEqual([3, 8, 32]);

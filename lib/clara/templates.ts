@@ -103,11 +103,14 @@ export class ClaraTemplates {
   /**
    * Stage 1's QA prompt with one question already written as the start of the answer, so the
    * generator's continuation up to the next line is its answer: how a stage-1 model (never
-   * trained on the stage-2 template) is asked about a compressed document.
+   * trained on the stage-2 template) is asked about a compressed document. `earlier` pairs are
+   * written before it, as stage 1 trains: a record's later questions always follow its earlier
+   * ones there, so asked alone they would be out of place.
    */
-  qaProbePrompt(question: string): number[] {
+  qaProbePrompt(question: string, earlier: { questions: string[]; answers: string[] } = { questions: [], answers: [] }): number[] {
     const prefix = this.prompt(SYSTEM_PROMPTS.qa, `Background:\n${this.memorySlots(1)}`);
-    return [...prefix, ...this.tokenizer.encode(`Question: ${question}\nAnswer:`)];
+    const pairs = earlier.questions.map((q, i) => `Question: ${q}\nAnswer: ${earlier.answers[i]}\n`).join("");
+    return [...prefix, ...this.tokenizer.encode(`${pairs}Question: ${question}\nAnswer:`)];
   }
 
   /** The paraphrase prompt alone (compression-quality evaluation). */
