@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Random } from "../lib/data/random";
 import { writeFileAtomic } from "../lib/io/atomic";
+import { Tokenizer } from "../lib/tokenizer";
 
 export interface TinyModelOptions {
   hiddenSize?: number;
@@ -19,6 +20,15 @@ export interface TinyModelOptions {
   seed?: number;
   /** Standard deviation of the random weights. */
   initStd?: number;
+  /** Standard deviation of the embedding (and untied output head) rows; default `initStd`. */
+  embedStd?: number;
+  /**
+   * Share (0 to 1) of each embedding row drawn from the corpus rather than from noise: a fixed
+   * random projection of the token's positive pointwise mutual information with the tokens up to
+   * two places either side. Words used alike (colours, trades, years) then start close together,
+   * as in a pretrained model, and the noise share keeps every token distinct. Default 0.
+   */
+  contextEmbeddings?: number;
 }
 
 const SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
@@ -142,11 +152,11 @@ export function writeTinyModel(dir: string, corpus: readonly string[], options: 
   const rng = new Random(options.seed ?? 0);
   const { tokenizer, config: tokConfig, vocabSize } = tokenizerFiles(learnMerges(corpus, options.merges ?? 1000));
   const D = H / heads;
-  const normal = (n: number) => {
+  const normal = (n: number, sd = std) => {
     const a = new Float32Array(n);
     for (let i = 0; i < n; i += 2) {
       const u = Math.max(rng.float(), 1e-12);
-      const r = Math.sqrt(-2 * Math.log(u)) * std;
+      const r = Math.sqrt(-2 * Math.log(u)) * sd;
       const th = 2 * Math.PI * rng.float();
       a[i] = r * Math.cos(th);
       if (i + 1 < n) a[i + 1] = r * Math.sin(th);
@@ -154,9 +164,10 @@ export function writeTinyModel(dir: string, corpus: readonly string[], options: 
     return a;
   };
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  const embedStd = options.embedStd ?? std;
   const add = (name: string, shape: number[], data?: Float32Array) =>
     tensors.set(name, { shape, data: data ?? normal(shape.reduce((a, b) => a * b, 1)) });
-  add("model.embed_tokens.weight", [vocabSize, H]);
+  add("model.embed_tokens.weight", [vocabSize, H], normal(vocabSize * H, embedStd));
   for (let l = 0; l < layers; l++) {
     const p = `model.layers.${l}.`;
     add(p + "self_attn.q_proj.weight", [heads * D, H]);
@@ -170,7 +181,7 @@ export function writeTinyModel(dir: string, corpus: readonly string[], options: 
     add(p + "post_attention_layernorm.weight", [H], new Float32Array(H).fill(1));
   }
   add("model.norm.weight", [H], new Float32Array(H).fill(1));
-  if (!tie) add("lm_head.weight", [vocabSize, H]);
+  if (!tie) add("lm_head.weight", [vocabSize, H], normal(vocabSize * H, embedStd));
   const config = {
     model_type: "llama",
     architectures: ["LlamaForCausalLM"],
@@ -192,6 +203,54 @@ export function writeTinyModel(dir: string, corpus: readonly string[], options: 
   writeFileAtomic(path.join(dir, "config.json"), text(config));
   writeFileAtomic(path.join(dir, "tokenizer.json"), text(tokenizer));
   writeFileAtomic(path.join(dir, "tokenizer_config.json"), text(tokConfig));
+  const share = options.contextEmbeddings ?? 0;
+  if (share > 0) {
+    const tok = Tokenizer.fromHfDir(dir);
+    mixContextEmbeddings(tensors.get("model.embed_tokens.weight")!.data, H, corpus.map((t) => tok.encode(t)), share, (options.seed ?? 0) + 1);
+  }
   writeFileAtomic(path.join(dir, "model.safetensors"), safetensors(tensors));
   return config;
+}
+
+/**
+ * rows[t] <- share·|rows[t]|·unit(P·ppmi[t]) + sqrt(1 - share²)·rows[t], where ppmi[t] holds the
+ * positive PMI of token t with each (offset, token) context within ±2 places and P is a fixed
+ * random projection to H dimensions. Tokens never seen in `sequences` keep their random rows.
+ */
+function mixContextEmbeddings(rows: Float32Array, H: number, sequences: number[][], share: number, seed: number) {
+  const V = rows.length / H;
+  const WINDOW = 2;
+  const counts = new Map<number, Map<number, number>>();
+  const tokenTotal = new Float64Array(V);
+  const contextTotal = new Map<number, number>();
+  let total = 0;
+  for (const ids of sequences) {
+    for (let i = 0; i < ids.length; i++) {
+      for (let d = -WINDOW; d <= WINDOW; d++) {
+        if (d === 0 || i + d < 0 || i + d >= ids.length) continue;
+        const context = (d < 0 ? d + WINDOW : d + WINDOW - 1) * V + ids[i + d];
+        let m = counts.get(ids[i]);
+        if (!m) counts.set(ids[i], (m = new Map()));
+        m.set(context, (m.get(context) ?? 0) + 1);
+        contextTotal.set(context, (contextTotal.get(context) ?? 0) + 1);
+        tokenTotal[ids[i]]++;
+        total++;
+      }
+    }
+  }
+  const rng = new Random(seed);
+  const projection = new Float32Array(2 * WINDOW * V * H);
+  for (let i = 0; i < projection.length; i++) projection[i] = 2 * rng.float() - 1;
+  for (const [t, m] of counts) {
+    const v = new Float64Array(H);
+    for (const [context, c] of m) {
+      const pmi = Math.log((c * total) / (tokenTotal[t] * contextTotal.get(context)!));
+      if (pmi > 0) for (let h = 0; h < H; h++) v[h] += pmi * projection[context * H + h];
+    }
+    const row = rows.subarray(t * H, (t + 1) * H);
+    const rowNorm = Math.hypot(...row);
+    const vNorm = Math.hypot(...v);
+    if (vNorm === 0) continue;
+    for (let h = 0; h < H; h++) row[h] = share * rowNorm * (v[h] / vNorm) + Math.sqrt(1 - share * share) * row[h];
+  }
 }
