@@ -113,6 +113,13 @@ describe("learning on the example data (tiny model)", () => {
     expect(trained.f1).toBeGreaterThan(otherDocument.f1 + MIN_READING_GAIN);
   }, 40 * 60_000);
 
+  // Recall@1 is printed, not asserted: with this model it does not rise. Stage 3's only signal is
+  // how much lower the answer loss is with the gold document in the slot than with a distractor,
+  // and this reader does not read in the stage-2/3 answer template (over 240 held-out questions,
+  // F1 0.025 with the gold document and 0.025 with another one). The top-k gradient is then
+  // noise, and Adam's steps walk the query reasoner away from the compressor it was copied from:
+  // recall@1 on those questions went 0.49 -> 0.36 in 300 updates at lr 5e-4 (k = 1), and did not
+  // rise at lr 2e-4, after a stage 2 at k = 1 or 5, or at k = 5 with lr 1e-4 either.
   it("stage 3 trains the query reasoner and generator on top of stage 1, and the generator still answers", async () => {
     const train = readEndToEndRecords(path.join(REPO, "example", "end_to_end.jsonl")).records;
     const evalSet = readEndToEndRecords(path.join(REPO, "example", "heldout", "end_to_end.jsonl")).records;
