@@ -151,6 +151,22 @@ describe("the three stages", () => {
     expect(loraOf(after, "generator").some(([k, v]) => !sameTensor(v, stage2.get(k)))).toBe(true);
   });
 
+  it("stage 3 can start the query reasoner as a fresh adapter instead (the reference's other path)", async () => {
+    const e2e = deriveEndToEndRecords(records, { candidates: 6, seed: 2 }).slice(0, 4);
+    const out = path.join(path.dirname(s3()), "stage3-fresh.npz");
+    const t = await Stage3Trainer.fromCheckpoint(s2(), e2e, { ...train, out, maxSteps: 1, k: 2, queryReasonerInit: "fresh" });
+    const start = new Map(await t.clara.model.parameters());
+    const fresh = loraOf(start, "query_reasoner");
+    expect(fresh.length).toBe(loraOf(start, "compressor").length);
+    // A new LoRA adapter: B = 0, so the query starts as the base model encodes it.
+    expect(fresh.filter(([k]) => k.endsWith(".b")).every(([, v]) => (v.data as Float32Array).every((x) => x === 0))).toBe(true);
+    await t.clara.dispose();
+    await expect(Stage3Trainer.fromCheckpoint(s2(), e2e, { ...train, out, queryReasonerInit: "random" as never })).rejects.toMatchObject({
+      code: "E_INVALID_ARGUMENT",
+      field: "queryReasonerInit",
+    });
+  });
+
   it("a stage-3 model retrieves and answers", async () => {
     const clara = await ClaraModel.load(s3());
     const docs = records.slice(0, 5).map((r) => r.doc);

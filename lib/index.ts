@@ -19,7 +19,7 @@ export { loadModel, Model, type GenerateOptions, type LoadModelOptions } from ".
 export type { ModelConfig } from "./model/config";
 export { ClaraModel, ADAPTERS } from "./clara/clara-model";
 export { DEFAULTS as CLARA_DEFAULTS } from "./clara/config";
-export { Stage1Trainer, Stage2Trainer, Stage3Trainer, type StageOptions } from "./trainers/stages";
+export { Stage1Trainer, Stage2Trainer, Stage3Trainer, type QueryReasonerInit, type StageOptions } from "./trainers/stages";
 export type { TrainEvent, TrainOptions, TrainSummary } from "./trainers/trainer";
 export { readCheckpoint, type CheckpointMetadata, type Stage } from "./io/checkpoint";
 export {

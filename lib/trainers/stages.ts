@@ -141,6 +141,13 @@ export class Stage2Trainer extends StageTrainer<InstructionRecord> {
 }
 
 /**
+ * How stage 3 starts a query reasoner when the checkpoint has none: a copy of the compressor (the
+ * reference's default), or a fresh LoRA adapter, so the query starts as the base model encodes it
+ * (the reference's other path; the paper compares the two in Table 15).
+ */
+export type QueryReasonerInit = "compressor" | "fresh";
+
+/**
  * Stage 3, end to end: the frozen compressor encodes N candidates, the query reasoner (a copy
  * of the compressor at first) scores them, the differentiable top-k fills k slots in rank
  * order, and only the next-token loss trains the query reasoner and the generator.
@@ -149,10 +156,17 @@ export class Stage3Trainer extends StageTrainer<EndToEndRecord> {
   static async fromCheckpoint(
     checkpoint: string,
     records: EndToEndRecord[],
-    options: StageOptions & { modelPath?: string; k?: number; tau?: number },
+    options: StageOptions & { modelPath?: string; k?: number; tau?: number; queryReasonerInit?: QueryReasonerInit },
   ): Promise<Stage3Trainer> {
+    const init = options.queryReasonerInit ?? "compressor";
+    if (init !== "compressor" && init !== "fresh") {
+      throw new ClaraError("E_INVALID_ARGUMENT", `queryReasonerInit must be "compressor" or "fresh", got ${JSON.stringify(init)}`, { field: "queryReasonerInit" });
+    }
     const clara = await ClaraModel.load(checkpoint, { modelPath: options.modelPath });
-    if (!(await clara.hasAdapter(ADAPTERS.queryReasoner))) await clara.model.copyAdapter(ADAPTERS.compressor, ADAPTERS.queryReasoner);
+    if (!(await clara.hasAdapter(ADAPTERS.queryReasoner))) {
+      if (init === "compressor") await clara.model.copyAdapter(ADAPTERS.compressor, ADAPTERS.queryReasoner);
+      else await clara.addAdapter(ADAPTERS.queryReasoner, (options.seed ?? DEFAULTS.seed) + 30);
+    }
     return new Stage3Trainer(clara, records, options);
   }
 

@@ -44,6 +44,7 @@ export const SETTINGS: Record<string, SettingSpec> = {
   loraDropout: { group: "CLaRa:", kind: "number", describe: "LoRA dropout", commands: ["stage1"] },
   keepGenerator: { group: "CLaRa:", kind: "bool", describe: "stage 2: keep stage 1's generator adapter instead of a fresh one", commands: ["stage2"] },
   trainMemoryTokens: { group: "CLaRa:", kind: "bool", describe: "stage 2: train the memory-token embeddings too", commands: ["stage2"] },
+  queryReasonerInit: { group: "CLaRa:", kind: ["compressor", "fresh"], describe: "stage 3: start the query reasoner as a copy of the compressor, or as a fresh adapter", commands: ["stage3"] },
   // optimisation
   lr: { group: "Optimisation:", kind: "number", describe: "peak learning rate", commands: TRAIN },
   schedule: { group: "Optimisation:", kind: ["cosine", "constant"], describe: "learning-rate schedule", commands: TRAIN },

@@ -22,7 +22,7 @@ import {
 import { writeFileAtomic } from "../../lib/io/atomic";
 import { readCheckpoint, type CheckpointMetadata } from "../../lib/io/checkpoint";
 import { lineChartPng, writePng } from "../../lib/report/plot";
-import { Stage1Trainer, Stage2Trainer, Stage3Trainer, type StageOptions } from "../../lib/trainers/stages";
+import { Stage1Trainer, Stage2Trainer, Stage3Trainer, type QueryReasonerInit, type StageOptions } from "../../lib/trainers/stages";
 import type { StagePlan, TrainEvent, TrainSummary } from "../../lib/trainers/trainer";
 import type { ClaraModel } from "../../lib/clara/clara-model";
 import { PRESENTATION_KEYS, type Settings } from "./settings";
@@ -102,7 +102,10 @@ export function withDefaults(stage: StageName, s: Settings): Settings {
     e.keepGenerator ??= false;
     e.trainMemoryTokens ??= false;
   }
-  if (stage === "stage3") e.tau ??= DEFAULTS.tau;
+  if (stage === "stage3") {
+    e.tau ??= DEFAULTS.tau;
+    e.queryReasonerInit ??= "compressor";
+  }
   e.lr ??= DEFAULTS.lr[stage];
   e.schedule ??= DEFAULTS.schedule[stage];
   e.batchSize ??= DEFAULTS.batchSize[stage];
@@ -469,6 +472,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
       modelPath: e.model as string | undefined,
       k: e.k as number,
       tau: e.tau as number,
+      queryReasonerInit: e.queryReasonerInit as QueryReasonerInit,
     });
   }
   const clara = trainer.clara;
