@@ -23,7 +23,7 @@ import * as path from "node:path";
 import { ClaraModel, readPretrainRecords, Stage1Trainer, Stage2Trainer, Stage3Trainer, type EndToEndRecord, type InstructionRecord, type PretrainRecord } from "../lib";
 import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/derive";
 import { concatRows, sliceRows } from "../lib/clara/clara-model";
-import { f1Score } from "../lib/eval/metrics";
+import { f1Score, meanRecallAtK, type RetrievalSample } from "../lib/eval/metrics";
 import { generateExampleData } from "../tools/make-example-data";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
 
@@ -100,18 +100,15 @@ async function retrieval(clara: ClaraModel, records: EndToEndRecord[]) {
   const docs = [...new Set(records.flatMap((r) => r.docs))];
   const compressed = await clara.compressDocuments(docs, { batchSize: 32 });
   const row = new Map(docs.map((d, i) => [d, i]));
-  let hits = 0;
-  let ranks = 0;
+  const samples: RetrievalSample[] = [];
   for (let i = 0; i < records.length; i += 16) {
     const batch = records.slice(i, i + 16);
     const candidates = batch.map((r) => concatRows(r.docs.map((d) => sliceRows(compressed, row.get(d)!, 1))));
     const { indices } = await clara.retrieve(batch.map((r) => r.question), candidates, batch[0].docs.length);
-    batch.forEach((r, j) => {
-      hits += indices[j][0] === r.posIndex[0] ? 1 : 0;
-      ranks += indices[j].indexOf(r.posIndex[0]) + 1;
-    });
+    batch.forEach((r, j) => samples.push({ ranked: indices[j], positives: r.posIndex }));
   }
-  return { recall: hits / records.length, meanRank: ranks / records.length };
+  const meanRank = samples.reduce((s, x) => s + x.ranked.indexOf(x.positives[0]) + 1, 0) / samples.length;
+  return { recall: meanRecallAtK(samples, 1), meanRank };
 }
 
 /** Mean held-out answer CE of a stage-2/3 generator in the answer template, one document per question. */
