@@ -1,8 +1,8 @@
 // Does CLaRa learn on the project's example data? A tiny model built by the test goes through the
 // three stages and is judged on held-out documents it never saw:
 // - stage 1: answer F1 on their questions, from their compressed form alone, must rise well above
-//   the untrained model's and above what the trained model answers when handed another document
-//   (so the gain is reading, not guessing the likely answer to a kind of question);
+//   the untrained model's, and the answer loss must be far lower with the document than with
+//   another one (so the gain is reading, not guessing the likely answer to a kind of question);
 // - stage 2: in the stage-2/3 answer template, the answer loss must be lower with the gold
 //   document than with another one;
 // - stage 3: recall@1 of the gold document among 20 candidates must rise, and the generator must
@@ -17,6 +17,10 @@
 //   held-out ones.
 // LoRA rank = hidden size, so the adapters can change every projection fully: the frozen random
 // base has nothing worth keeping.
+//
+// Runs are seeded and repeat exactly on one machine, but another machine's float rounding sends
+// 3,000 updates elsewhere (CI and a dev box gave stage-1 F1 0.060 and 0.049 for one commit), so
+// every bound below is set from several runs, on measures chosen for their low noise.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -29,21 +33,29 @@ import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
 
 const HIDDEN = 64;
 const heldOutDocs = examplePretrain("heldout/pretrain.jsonl").filter((r) => r.dataType === "qa");
-const heldOut = heldOutDocs.slice(0, 40);
-// Measured on the 2-core CI box over 243 held-out questions (3,000 updates, about 13 minutes):
-// F1 0.000 untrained -> 0.057-0.060 trained, 0.026-0.029 given another document. Small but real: reading
-// shows mostly on answers from closed sets (colours, trades, materials), not on invented names.
+// Stage 1, measured on the 2-core CI box (3,000 updates, about 13 minutes). Answer F1 over
+// held-out questions: 0.000 untrained -> 0.049-0.060 trained. Reading shows mostly on answers from
+// closed sets (colours, trades, materials), not on invented names, so F1 given another document
+// stays close (0.026-0.040 over 243 questions) and that gap of 0.009-0.031 is too small a signal
+// to bound. The answer loss tells reading apart far more clearly: over the 366 questions of the 60
+// held-out documents, CE 1.05 with the document vs 2.13 with another.
 const MIN_GAIN = 0.03;
-const MIN_READING_GAIN = 0.02;
+const MIN_STAGE1_CE_GAP = 0.5;
 // Stage 2, measured over 240 held-out questions: answer CE 2.32 with the gold document vs 2.65
 // with another (2.40 vs 2.62 from another stage-1 run).
 const MIN_STAGE2_CE_GAP = 0.1;
-// Stage 3, measured over the same 240 questions after 400 updates: recall@1 0.058 -> 0.087, mean
-// rank of the gold document 11.4 -> 9.6 (another stage-1 run: 0.029 -> 0.079, 10.5 -> 7.4).
-// Chance is 0.05 and 10.5; one standard error of a mean rank here is about 0.37.
-const STAGE3_STEPS = 400;
+// Stage 3, measured over 1,053 held-out questions (all of each held-out document's questions,
+// three draws of 19 distractors) after 200 updates of 16: recall@1 0.055 -> 0.146, mean rank of
+// the gold document 10.7 -> 8.0. Chance is 0.05 and 10.5. At 4 questions per update (400 updates)
+// the query reasoner took off for two seeds of four (0.055 -> 0.166 and -> 0.116, rank -> 6.7) and
+// stayed at chance for the other two (0.051, 0.054, rank 10.3, also after 700 updates): with 4
+// noisy top-k gradients per update the generator learns to answer without the document before the
+// query reasoner finds it. The generator keeps answering: held-out answer CE with the gold document
+// 2.35 before stage 3, 2.23-2.32 after.
+const STAGE3_STEPS = 200;
 const MIN_RECALL_GAIN = 0.02;
 const MIN_RANK_GAIN = 1.0;
+const MAX_STAGE3_CE_RISE = 0.1;
 const shape = { compressionRate: 4, docMaxLength: 128, lora: { rank: HIDDEN, alpha: HIDDEN, dropout: 0 }, seed: 4 };
 
 let base: string;
@@ -111,6 +123,13 @@ async function retrieval(clara: ClaraModel, records: EndToEndRecord[]) {
   return { recall: meanRecallAtK(samples, 1), meanRank };
 }
 
+/** Mean answer CE of stage 1's QA targets for `records`, read from their compressed documents. */
+async function stage1AnswerCe(clara: ClaraModel, records: PretrainRecord[]) {
+  const t = new Stage1Trainer(clara, records, { out: path.join(work, "ce-only.npz"), evalRecords: records, maxSteps: 0 });
+  const { evals } = await t.run();
+  return evals.at(-1)!.parts.ce;
+}
+
 /** Mean held-out answer CE of a stage-2/3 generator in the answer template, one document per question. */
 async function answerCe(checkpoint: string, records: InstructionRecord[]) {
   const t = await Stage2Trainer.fromCheckpoint(checkpoint, records, { out: path.join(work, "ce-only.npz"), keepGenerator: true, evalRecords: records, maxSteps: 0 });
@@ -119,34 +138,44 @@ async function answerCe(checkpoint: string, records: InstructionRecord[]) {
   return evals.at(-1)!.parts.ce;
 }
 
+/** Held-out questions in the stage-2/3 answer template, one document each. */
+const heldOutInstructions = () => deriveInstructionRecords(heldOutDocs, { k: 1, seed: 5, questionsPerDoc: 4 });
+
+/** Each record with the document of the record `shift` places on. */
+const withOtherDocs = <R extends { doc: string }>(records: R[], shift = 7) => records.map((r, i) => ({ ...r, doc: records[(i + shift) % records.length].doc }));
+
 describe("learning on the example data (tiny model)", () => {
   const stage1 = () => path.join(work, "stage1.npz");
 
   it("stage 1 teaches the generator to answer held-out questions from compressed documents", async () => {
     const t = await Stage1Trainer.create(base, trainingRecords(), { ...shape, out: stage1(), batchSize: 8, microBatchSize: 8, epochs: 10, maxSteps: 3000, lr: 2e-3, schedule: "cosine" });
-    const untrained = await answerF1(t.clara, heldOut);
+    const untrained = await answerF1(t.clara, heldOutDocs);
     const summary = await t.run();
-    const trained = await answerF1(t.clara, heldOut);
-    const otherDocument = await answerF1(t.clara, heldOut, 1);
+    const trained = await answerF1(t.clara, heldOutDocs);
+    const otherDocument = await answerF1(t.clara, heldOutDocs, 7);
+    const ce = await stage1AnswerCe(t.clara, heldOutDocs);
+    const ceOther = await stage1AnswerCe(t.clara, withOtherDocs(heldOutDocs));
     await t.clara.dispose();
     console.log(
       `stage 1, ${trained.questions} held-out questions: answer F1 ${untrained.f1.toFixed(3)} untrained -> ${trained.f1.toFixed(3)} trained ` +
-        `(${otherDocument.f1.toFixed(3)} given another document); train loss ${summary.history[0].loss.toFixed(2)} -> ${summary.history.at(-1)!.loss.toFixed(2)}\n` +
+        `(${otherDocument.f1.toFixed(3)} given another document); answer CE ${ce.toFixed(3)} with the document, ${ceOther.toFixed(3)} with another; ` +
+        `train loss ${summary.history[0].loss.toFixed(2)} -> ${summary.history.at(-1)!.loss.toFixed(2)}\n` +
         trained.examples.join("\n"),
     );
     expect(trained.f1).toBeGreaterThan(untrained.f1 + MIN_GAIN);
-    expect(trained.f1).toBeGreaterThan(otherDocument.f1 + MIN_READING_GAIN);
+    expect(ceOther).toBeGreaterThan(ce + MIN_STAGE1_CE_GAP);
   }, 40 * 60_000);
 
   // Stage 2 with one document per question, keeping stage 1's generator: the generator learns the
   // answer template that stage 3 trains in. Stage 3 can only learn retrieval from this gap.
   const stage2 = () => path.join(work, "stage2.npz");
+  const stage3 = () => path.join(work, "stage3.npz");
   it("stage 2 teaches the generator to read in the answer template", async () => {
     const inst = deriveInstructionRecords(trainingRecords(), { k: 1, seed: 7, questionsPerDoc: 2 });
     const t = await Stage2Trainer.fromCheckpoint(stage1(), inst, { out: stage2(), keepGenerator: true, batchSize: 8, microBatchSize: 8, maxSteps: 600, lr: 1e-3, schedule: "cosine", seed: 3 });
     await t.run();
     await t.clara.dispose();
-    const held = deriveInstructionRecords(heldOutDocs, { k: 1, seed: 5, questionsPerDoc: 4 });
+    const held = heldOutInstructions();
     const gold = await answerCe(stage2(), held);
     const other = await answerCe(stage2(), held.map((r, i) => ({ ...r, docs: held[(i + 7) % held.length].docs })));
     console.log(`stage 2, ${held.length} held-out questions: answer CE ${gold.toFixed(3)} with the gold document, ${other.toFixed(3)} with another`);
@@ -163,12 +192,12 @@ describe("learning on the example data (tiny model)", () => {
   // the generator's judgement is the better one, and recall rises.
   it("stage 3 trains the query reasoner and generator end to end: recall@1 among 20 rises, and the generator still answers", async () => {
     const train = deriveEndToEndRecords(trainingRecords(), { candidates: 20, seed: 9, questionsPerDoc: 1 });
-    const held = deriveEndToEndRecords(heldOutDocs, { candidates: 20, seed: 5, questionsPerDoc: 4 });
+    const held = [5, 6, 7].flatMap((seed) => deriveEndToEndRecords(heldOutDocs, { candidates: 20, seed, questionsPerDoc: 7 }));
     const t = await Stage3Trainer.fromCheckpoint(stage2(), train, {
-      out: path.join(work, "stage3.npz"),
+      out: stage3(),
       queryReasonerInit: "fresh",
-      batchSize: 4,
-      microBatchSize: 4,
+      batchSize: 16,
+      microBatchSize: 8,
       maxSteps: STAGE3_STEPS,
       k: 1,
       lr: 5e-4,
@@ -181,13 +210,18 @@ describe("learning on the example data (tiny model)", () => {
     const sample = held.slice(0, 8);
     const answers = await t.clara.generateFromText(sample.map((r) => r.question), sample.map((r) => [r.docs[r.posIndex[0]]]), { maxTokens: 10 });
     await t.clara.dispose();
+    const questions = heldOutInstructions();
+    const ceBefore = await answerCe(stage2(), questions);
+    const ceAfter = await answerCe(stage3(), questions);
     console.log(
       `stage 3, ${held.length} held-out questions among ${held[0].docs.length} candidates: recall@1 ${before.recall.toFixed(3)} -> ${after.recall.toFixed(3)}, ` +
-        `mean rank of the gold document ${before.meanRank.toFixed(2)} -> ${after.meanRank.toFixed(2)}\n` +
+        `mean rank of the gold document ${before.meanRank.toFixed(2)} -> ${after.meanRank.toFixed(2)}; ` +
+        `answer CE with the gold document ${ceBefore.toFixed(3)} -> ${ceAfter.toFixed(3)}\n` +
         sample.map((r, i) => `${r.answer} -> ${answers[i]}`).join("\n"),
     );
     expect(after.recall).toBeGreaterThan(before.recall + MIN_RECALL_GAIN);
     expect(after.meanRank).toBeLessThan(before.meanRank - MIN_RANK_GAIN);
+    expect(ceAfter).toBeLessThan(ceBefore + MAX_STAGE3_CE_RISE);
     expect(answers.filter((a) => a.trim().length > 0).length).toBeGreaterThanOrEqual(6);
-  }, 20 * 60_000);
+  }, 30 * 60_000);
 });
