@@ -452,7 +452,11 @@ describe("Apple's reference checkpoint layout on a tiny CLaRa", () => {
    * storage; decoder_first_last_layers.pth with the resized embed_tokens (a Parameter at a
    * storage offset) and lm_head (stored transposed).
    */
-  function writeReferenceFolder(dir: string, baseDir: string, options: { withQueryReasoner?: boolean; trainingStage?: string } = {}): void {
+  function writeReferenceFolder(
+    dir: string,
+    baseDir: string,
+    options: { withQueryReasoner?: boolean; trainingStage?: string; tableCopiesIn?: string[]; tamperCopy?: boolean } = {},
+  ): void {
     const rng = new Random(11);
     const weights = readSafetensors(baseDir);
     const cfg = JSON.parse(fs.readFileSync(path.join(baseDir, "config.json"), "utf8"));
@@ -546,6 +550,15 @@ describe("Apple's reference checkpoint layout on a tiny CLaRa", () => {
         ["lm_head.weight", new TensorView(new Storage("float32", transposed(fullHead, Vt, H)), 0, [Vt, H], [1, Vt])],
       ]),
     );
+    // PEFT's save_embedding_layers="auto": adapters made with add_adapter carry the full resized
+    // tables in their dict (stage 1: both; stage 2: the fresh generator), under these keys.
+    for (const refName of options.tableCopiesIn ?? []) {
+      const sd = adapters.get(refName) as Map<string, PyValue>;
+      const embedCopy = fullEmbed.slice(7);
+      if (options.tamperCopy) embedCopy[3 * H + 1] += 1e-3;
+      sd.set("model.embed_tokens.weight", contiguous("float32", [Vt, H], embedCopy));
+      sd.set("lm_head.weight", contiguous("float32", [Vt, H], fullHead.slice()));
+    }
     fs.mkdirSync(dir, { recursive: true });
     torchSave(path.join(dir, REFERENCE_FILES.adapters), adapters);
     torchSave(path.join(dir, REFERENCE_FILES.embeddings), firstLast);
@@ -695,6 +708,48 @@ describe("Apple's reference checkpoint layout on a tiny CLaRa", () => {
     writeReferenceFolder(instruct, base, { withQueryReasoner: false, trainingStage: "stage1_2" });
     const r = convertReferenceCheckpoint(instruct, base, file("instruct.npz"));
     expect(r).toMatchObject({ stage: "stage2", adapters: ["compressor", "generator"] });
+  });
+
+  // Stage-1 (CLaRa-7B-Base) and stage-2 (CLaRa-7B-Instruct) folders as the reference saves them:
+  // full embed_tokens / lm_head copies inside the adapters made with add_adapter.
+  it.each([
+    ["stage1", "stage 1 (Base): both adapters carry the tables", ["encoder_adapter", "decoder_adapter"], "stage1"],
+    ["stage1_2", "stage 2 (Instruct): the fresh generator carries them", ["decoder_adapter"], "stage2"],
+    ["stage2", "stage 3 (E2E): none carry them", [], "stage3"],
+  ])("%s folders convert, load and answer: %s", async (trainingStage, _what, copies, stage) => {
+    const dir = path.join(work, `tables-${trainingStage}`);
+    writeReferenceFolder(dir, base, { withQueryReasoner: trainingStage === "stage2", trainingStage, tableCopiesIn: copies });
+    const warnings: string[] = [];
+    const out = file(`tables-${trainingStage}.npz`);
+    const r = convertReferenceCheckpoint(dir, base, out, { onWarning: (m) => warnings.push(m) });
+    expect(r.stage).toBe(stage);
+    expect(warnings).toEqual([]);
+    const direct = await loadReferenceClara(dir, { basePath: base });
+    const converted = await ClaraModel.load(out);
+    try {
+      // The tensors are the adapters and rows written, and no table copy is kept.
+      const params = new Map(await converted.model.parameters());
+      for (const [k, t] of ours) if (params.has(k)) expect(bytesOf(params.get(k)!).equals(bytesOf(t))).toBe(true);
+      expect([...params.keys()].some((k) => /embed_tokens|lm_head\.weight/.test(k))).toBe(false);
+      const a = await direct.compressDocuments(docs.slice(0, 2));
+      const b = await converted.compressDocuments(docs.slice(0, 2));
+      expect(bytesOf(a).equals(bytesOf(b))).toBe(true);
+      const per = (t: Tensor, i: number) => ({ ...t, shape: [1, n, t.shape[2]], data: t.data.slice(i * n * t.shape[2], (i + 1) * n * t.shape[2]) }) as Tensor;
+      const answersDirect = await direct.generateFromCompressed(questions, [per(a, 0), per(a, 1)], { maxTokens: 8 });
+      const answersConverted = await converted.generateFromCompressed(questions, [per(b, 0), per(b, 1)], { maxTokens: 8 });
+      expect(answersConverted).toEqual(answersDirect);
+    } finally {
+      await direct.dispose();
+      await converted.dispose();
+    }
+  });
+
+  it("refuses a table copy in adapters.pth that differs from decoder_first_last_layers.pth", () => {
+    const dir = path.join(work, "tables-tampered");
+    writeReferenceFolder(dir, base, { withQueryReasoner: false, trainingStage: "stage1", tableCopiesIn: ["encoder_adapter"], tamperCopy: true });
+    expect(() => convertReferenceCheckpoint(dir, base, file("tampered.npz"))).toThrow(
+      expect.objectContaining({ code: "E_CHECKPOINT_MISMATCH", message: expect.stringMatching(/adapter encoder_adapter holds 'model\.embed_tokens\.weight', which differs from embed_tokens\.weight .* \(from row 0\)/) }),
+    );
   });
 
   it("refuses checkpoints made on another base model, and incomplete folders", () => {

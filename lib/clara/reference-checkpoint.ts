@@ -175,13 +175,78 @@ function linearShapes(c: ModelConfig): Record<string, [number, number]> {
   return { q_proj: [H, q], k_proj: [H, kv], v_proj: [H, kv], o_proj: [q, H], gate_proj: [H, I], up_proj: [H, I], down_proj: [I, H] };
 }
 
+/** A full embedding or output table that PEFT saved inside an adapter's dict. */
+interface TableCopy {
+  adapter: string;
+  key: string;
+  table: "embed_tokens.weight" | "lm_head.weight";
+}
+
+function embeddingTableOf(key: string): TableCopy["table"] | undefined {
+  if (key === "embed_tokens.weight" || key.endsWith(".embed_tokens.weight")) return "embed_tokens.weight";
+  if (key === "lm_head.weight" || key.endsWith(".lm_head.weight")) return "lm_head.weight";
+  return undefined;
+}
+
+/**
+ * Checks that every table copy in adapters.pth equals the table of decoder_first_last_layers.pth
+ * bit for bit, a block of rows at a time (a 7B table is ~250 MB: never two whole copies in memory).
+ */
+function checkTableCopies(adaptersFile: string, embeddingsFile: string, copies: TableCopy[], tied: boolean): void {
+  if (copies.length === 0) return;
+  const adapters = PthArchive.open(adaptersFile);
+  const tables = PthArchive.open(embeddingsFile);
+  try {
+    const state = tables.stateDict();
+    const find = (table: string) => [...state.entries()].find(([k]) => k === table || k.endsWith(`.${table}`))?.[1];
+    for (const copy of copies) {
+      const t = asStateDict((adapters.root as Map<string, unknown>).get(copy.adapter), `${adaptersFile} (${copy.adapter})`).get(copy.key)!;
+      // A tied base's decoder_first_last_layers.pth may hold no separate lm_head: the embedding is the head.
+      const ref = find(copy.table) ?? (tied && copy.table === "lm_head.weight" ? find("embed_tokens.weight") : undefined);
+      const where = `adapter ${copy.adapter} holds '${copy.key}'`;
+      if (!ref) throw refError(adaptersFile, `${where}, but ${embeddingsFile} has no ${copy.table} to check it against`, copy.key);
+      if (t.dtype !== ref.dtype || t.shape.join(",") !== ref.shape.join(",")) {
+        throw refError(
+          adaptersFile,
+          `${where} as ${t.dtype} [${t.shape.join(", ")}], but ${embeddingsFile} has ${ref.dtype} [${ref.shape.join(", ")}]: the two files are not from one save`,
+          copy.key,
+          "E_CHECKPOINT_MISMATCH",
+        );
+      }
+      const block = Math.max(1, Math.floor((1 << 22) / Math.max(1, t.numel / Math.max(1, t.shape[0]))));
+      for (let row = 0; row < t.shape[0]; row += block) {
+        const count = Math.min(block, t.shape[0] - row);
+        const a = t.narrow(row, count).load().data;
+        const b = ref.narrow(row, count).load().data;
+        if (!bytesEqual(a, b)) {
+          throw refError(
+            adaptersFile,
+            `${where}, which differs from ${copy.table} in ${embeddingsFile} (from row ${row}): the two files are not from one save; ` +
+              "re-save the checkpoint or use the decoder_first_last_layers.pth written with these adapters",
+            copy.key,
+            "E_CHECKPOINT_MISMATCH",
+          );
+        }
+      }
+    }
+  } finally {
+    adapters.close();
+    tables.close();
+  }
+}
+
+function bytesEqual(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
 /** adapters.pth → our LoRA entries (Aᵀ, Bᵀ) for every adapter it holds. */
 export function mapReferenceAdapters(
   file: string,
   config: ReferenceConfig,
   base: ModelConfig,
   warn: (m: string) => void = () => {},
-): { entries: NamedTensor[]; adapters: NativeAdapterInfo[]; sourceAdapters: string[] } {
+): { entries: NamedTensor[]; adapters: NativeAdapterInfo[]; sourceAdapters: string[]; tableCopies: TableCopy[] } {
   const archive = PthArchive.open(file);
   try {
     const root = archive.root;
@@ -190,6 +255,7 @@ export function mapReferenceAdapters(
     const entries: NamedTensor[] = [];
     const adapters: NativeAdapterInfo[] = [];
     const sourceAdapters: string[] = [];
+    const tableCopies: TableCopy[] = [];
     for (const [name, value] of root) {
       const ours = typeof name === "string" ? REFERENCE_ADAPTERS[name] : undefined;
       if (!ours) {
@@ -198,6 +264,14 @@ export function mapReferenceAdapters(
       const state = asStateDict(value, `${file} (${name})`);
       const pairs = new Map<string, { A?: PthTensor; B?: PthTensor }>();
       for (const [key, t] of state) {
+        const table = embeddingTableOf(key);
+        if (table) {
+          // PEFT's save_embedding_layers="auto" puts the resized tables into the dict of every
+          // adapter made with add_adapter; they must equal decoder_first_last_layers.pth
+          // (checked by checkTableCopies), and are not kept.
+          tableCopies.push({ adapter: name, key, table });
+          continue;
+        }
         const parsed = parsePeftKey(key, name);
         if (!parsed) {
           throw refError(file, `adapter ${name} holds '${key}', which is not a LoRA weight of a q/k/v/o/gate/up/down projection this package maps`, key);
@@ -245,7 +319,7 @@ export function mapReferenceAdapters(
       warn("the checkpoint has no query_reasoner_adapter; the query reasoner starts as a copy of the compressor, as in the reference");
     }
     if (!adapters.some((a) => a.name === ADAPTERS.compressor)) throw refError(file, "has no encoder_adapter (the compressor)", "encoder_adapter");
-    return { entries, adapters, sourceAdapters };
+    return { entries, adapters, sourceAdapters, tableCopies };
   } finally {
     archive.close();
   }
@@ -426,6 +500,7 @@ export function readReferenceCheckpoint(folder: string, base: ModelFiles, option
   }
   const adapters = mapReferenceAdapters(path.join(folder, REFERENCE_FILES.adapters), config, base.config, warn);
   const embeddings = mapReferenceEmbeddings(path.join(folder, REFERENCE_FILES.embeddings), config, base, { checkBase: options.checkBase, warn });
+  checkTableCopies(path.join(folder, REFERENCE_FILES.adapters), path.join(folder, REFERENCE_FILES.embeddings), adapters.tableCopies, base.config.tie_word_embeddings === true);
   return { config, entries: [...adapters.entries, ...embeddings], adapters: adapters.adapters, sourceAdapters: adapters.sourceAdapters, warnings };
 }
 
