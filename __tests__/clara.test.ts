@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { ClaraError, ClaraModel, readCheckpoint, readNpz, Stage1Trainer, Stage2Trainer, Stage3Trainer } from "../lib";
 import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/derive";
 import { SYSTEM_PROMPTS } from "../lib/clara/templates";
+import { optimizerFile } from "../lib/io/checkpoint";
 import type { Tensor } from "../lib/tensor";
 import { oracleTest, runPython } from "./helpers/oracle";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
@@ -113,7 +114,7 @@ describe("the three stages", () => {
     const { metadata } = readCheckpoint(s1());
     expect(metadata).toMatchObject({ stage: "stage1", step: 4, complete: true, clara: { compressionRate: 8, docMaxLength: 64, nMem: 8 } });
     expect(metadata.adapters.map((a) => a.name).sort()).toEqual(["compressor", "generator"]);
-    expect(fs.existsSync(s1().replace(/\.npz$/, ".optim.npz"))).toBe(true);
+    expect(fs.existsSync(optimizerFile(s1(), metadata))).toBe(true);
   });
 
   itPy("Python MLX opens the checkpoint", async () => {
@@ -221,6 +222,24 @@ describe("resume", () => {
     const eb = entries(split);
     expect([...ea.keys()].sort()).toEqual([...eb.keys()].sort());
     for (const [k, v] of ea) expect(sameTensor(v, eb.get(k))).toBe(true);
+  });
+
+  it("writes resumable checkpoints by time as well as at the end (checkpointMinutes)", async () => {
+    const kinds: boolean[] = [];
+    const t = await Stage1Trainer.create(base, records, {
+      ...common,
+      out: path.join(work, "resume", "timed.npz"),
+      batchSize: 4,
+      microBatchSize: 2,
+      maxSteps: 3,
+      lr: 1e-3,
+      seed: 11,
+      checkpointMinutes: 1e-6,
+      onEvent: (e) => e.type === "checkpoint" && kinds.push(e.complete),
+    });
+    await t.run();
+    await t.clara.dispose();
+    expect(kinds).toEqual([false, false, true]);
   });
 
   it("refuses to resume with another configuration, naming the option", async () => {

@@ -62,12 +62,11 @@ function sha256(file: string): string {
 const TINY = ["--doc-max-length", "64", "--compression-rate", "16"];
 
 beforeAll(() => {
-  // Build dist/ only when a source is newer than the built CLI.
+  // The CLI runs from dist/, which `npm test` builds before jest starts (a test does not compile).
   const built = fs.existsSync(CLI) ? fs.statSync(CLI).mtimeMs : 0;
   if (Math.max(newestSource(path.join(REPO, "tools")), newestSource(path.join(REPO, "lib"))) > built) {
-    spawnSync(process.execPath, [require.resolve("typescript/bin/tsc"), "-p", path.join(REPO, "tsconfig.json")], { cwd: REPO, stdio: "ignore" });
+    throw new Error(`${CLI} is missing or older than the sources: run \`npm run build\` (npm test does) before this suite`);
   }
-  expect(fs.existsSync(CLI)).toBe(true);
 
   work = fs.mkdtempSync(path.join(os.tmpdir(), "clara-cli-"));
   const lines = fs.readFileSync(path.join(REPO, "example", "pretrain.jsonl"), "utf8").split("\n").slice(0, 24);
@@ -182,6 +181,20 @@ describe("bad input: exit 2 and one line naming the file, line, field and fix", 
     }
   });
 
+  test("an unfinished run at --out is refused without --resume or --force (not overwritten); --force starts over", () => {
+    const unfinished = path.join(work, "ck", "unfinished.npz");
+    const { entries, metadata } = readCheckpoint(s1);
+    writeCheckpoint(unfinished, entries, { ...metadata, complete: false, step: 2 });
+    const before = sha256(unfinished);
+    const args = ["stage1", "--model", model, "--data", "pre.jsonl", ...TINY, "--batch-size", "2", "--max-steps", "1", "--out", unfinished, "--no-plots", "--quiet"];
+    const line = expectBadInput(cli(args));
+    expect(line).toContain("unfinished.npz");
+    expect(line).toMatch(/unfinished stage1 run \(update 2\): continue it with --resume, or start over with --force/);
+    expect(sha256(unfinished)).toBe(before);
+    expect(cli([...args, "--force"]).code).toBe(0);
+    expect(readCheckpoint(unfinished).metadata).toMatchObject({ complete: true, step: 1 });
+  });
+
   test("bad settings: flags, config keys and values name the file, line and key", () => {
     expect(expectBadInput(stage1("pre.jsonl", "--lr", "fast"))).toMatch(/^clara-train: --lr: must be a number/);
     expect(expectBadInput(stage1("pre.jsonl", "--lanes", "3"))).toBe("clara-train: --lanes: must be 1 or 2, got 3");
@@ -226,13 +239,21 @@ describe("running", () => {
     expect(JSON.parse(bad.stdout.trim())).toMatchObject({ type: "error", exitCode: 2, file: "nope.jsonl", field: "--data" });
   });
 
-  test("Ctrl-C writes a checkpoint and exits 130; the printed resume command ends with the uninterrupted run's loss", async () => {
-    const args = ["stage1", "--model", model, "--data", "pre.jsonl", ...TINY, "--batch-size", "1", "--max-steps", "20", "--eval-split", "0.1", "--no-plots"];
-    const full = cli([...args, "--out", "ck/full.npz", "--json"]);
+  const interruptArgs = () => ["stage1", "--model", model, "--data", "pre.jsonl", ...TINY, "--batch-size", "1", "--max-steps", "20", "--eval-split", "0.1", "--no-plots"];
+  let uninterrupted: { steps: number; finalLoss: number; evalLoss: number } | undefined;
+  const fullRun = () => {
+    if (uninterrupted) return uninterrupted;
+    const full = cli([...interruptArgs(), "--out", "ck/full.npz", "--json"]);
     expect(full.code).toBe(0);
-    const fullResult = JSON.parse(full.stdout.trim().split("\n").pop()!);
+    return (uninterrupted = JSON.parse(full.stdout.trim().split("\n").pop()!));
+  };
 
-    const child = spawn(process.execPath, [CLI, ...args, "--out", "ck/int.npz", "--json"], { cwd: work });
+  // SIGTERM (timeout, docker stop, SLURM) and SIGHUP (a closing terminal) are treated as Ctrl-C.
+  test.each(["SIGINT", "SIGTERM", "SIGHUP"] as const)("%s writes a checkpoint and exits 130; the printed resume command ends with the uninterrupted run's loss", async (signal) => {
+    const args = interruptArgs();
+    const fullResult = fullRun();
+    const out = `ck/int-${signal}.npz`;
+    const child = spawn(process.execPath, [CLI, ...args, "--out", out, "--json"], { cwd: work });
     let stdout = "";
     let stderr = "";
     let sent = false;
@@ -241,7 +262,7 @@ describe("running", () => {
       stdout += d;
       if (!sent && stdout.includes('"type":"step"')) {
         sent = true;
-        child.kill("SIGINT");
+        child.kill(signal);
       }
     });
     const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
@@ -250,7 +271,7 @@ describe("running", () => {
     const end = events.find((e) => e.type === "end");
     expect(end).toMatchObject({ interrupted: true });
     expect(end.step).toBeLessThan(fullResult.steps);
-    const ckpt = readCheckpoint(path.join(work, "ck", "int.npz")).metadata;
+    const ckpt = readCheckpoint(path.join(work, out)).metadata;
     expect(ckpt).toMatchObject({ complete: false, step: end.step });
     const resume = /resume with: npx clara-train (.*)$/m.exec(stderr);
     expect(resume).not.toBeNull();

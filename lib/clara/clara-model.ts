@@ -7,11 +7,12 @@ import { leftPad } from "../data/batches";
 import {
   readCheckpoint,
   writeCheckpoint,
+  writeTrainingCheckpoint,
   type CheckpointMetadata,
   type Stage,
 } from "../io/checkpoint";
 import { Model, type ComputeDType } from "../model/model";
-import type { NamedTensor, NativeAdapterInfo, NativeBatch, NativeModel } from "../native";
+import type { NamedTensor, NativeAdapterInfo, NativeBatch, NativeModel, NativeOptimizerState } from "../native";
 import { tensor, type Tensor } from "../tensor";
 import { DEFAULTS, memoryTokenCount, TEMPLATE_VERSION, type LoraOptions } from "./config";
 import { installMistralTemplate } from "./mistral-template";
@@ -33,6 +34,8 @@ export interface ClaraGenerateOptions {
   temperature?: number;
   topP?: number;
   seed?: number;
+  /** Token ids that end a sequence; defaults to the tokenizer's stop tokens. */
+  stopTokens?: number[];
   /** Prompts per native call. */
   batchSize?: number;
 }
@@ -246,8 +249,15 @@ export class ClaraModel {
     return { scores, indices, selected };
   }
 
-  /** Writes the trained tensors and their metadata (atomically). */
-  async save(file: string, info: { stage: Stage; step: number; complete: boolean; config?: Record<string, unknown>; progress?: Record<string, unknown> }): Promise<void> {
+  /**
+   * Writes the trained tensors and their metadata (atomically); with `optimizer`, a training
+   * checkpoint whose optimizer state is committed together with it.
+   */
+  async save(
+    file: string,
+    info: { stage: Stage; step: number; complete: boolean; config?: Record<string, unknown>; progress?: Record<string, unknown> },
+    optimizer?: NativeOptimizerState,
+  ): Promise<void> {
     const metadata: CheckpointMetadata = {
       format: "clara-mlx-checkpoint",
       version: 1,
@@ -261,7 +271,9 @@ export class ClaraModel {
       progress: info.progress,
       createdAt: new Date().toISOString(),
     };
-    writeCheckpoint(file, await this.model.parameters(), metadata);
+    const entries = await this.model.parameters();
+    if (optimizer) writeTrainingCheckpoint(file, entries, metadata, optimizer);
+    else writeCheckpoint(file, entries, metadata);
   }
 
   dispose(): Promise<void> {
@@ -274,7 +286,7 @@ export class ClaraModel {
       temperature: o.temperature ?? 0,
       topP: o.topP ?? 1,
       seed: o.seed ?? 0,
-      stopTokens: this.model.tokenizer.stopTokenIds,
+      stopTokens: o.stopTokens ?? this.model.tokenizer.stopTokenIds,
     };
   }
 }

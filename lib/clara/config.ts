@@ -38,6 +38,8 @@ export const DEFAULTS = {
   adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 },
   seed: 42,
   epochs: 1,
+  /** Minutes of training between resumable checkpoints (besides checkpointEvery), so a kill loses little. */
+  checkpointMinutes: 10,
   /** Greedy answer lengths of the reference's evaluation: stages 1–2 and stage 3. */
   maxNewTokens: { stage12: 128, stage3: 64 },
 };

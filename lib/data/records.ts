@@ -420,3 +420,27 @@ class Fields {
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
+
+/** Stage-3 records trimmed to `n` candidates: the positives and the first others, in their order. */
+export function trimCandidates(records: EndToEndRecord[], n: number, file: string): EndToEndRecord[] {
+  return records.map((r) => {
+    if (r.docs.length < n) {
+      throw new ClaraError("E_DATA_FIELD", `has ${r.docs.length} candidate documents, fewer than --candidates ${n}; lower --candidates or add documents`, {
+        file,
+        line: r.line,
+        field: "docs",
+      });
+    }
+    if (r.docs.length === n) return r;
+    const pos = new Set(r.posIndex);
+    let others = n - Math.min(pos.size, n);
+    const keep: number[] = [];
+    r.docs.forEach((_, i) => {
+      if (pos.has(i) && keep.length < n) keep.push(i);
+      else if (!pos.has(i) && others > 0) keep.push(i), others--;
+    });
+    const docs = keep.map((i) => r.docs[i]);
+    const posIndex = keep.flatMap((i, j) => (pos.has(i) ? [j] : []));
+    return { ...r, docs, posIndex };
+  });
+}

@@ -9,7 +9,7 @@ import { ClaraError } from "../errors";
 
 export function writeFileAtomic(target: string, bytes: Uint8Array): void {
   const dir = path.dirname(target);
-  const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
+  const tmp = path.join(dir, `${tempPrefix(target)}${process.pid}-${randomBytes(6).toString("hex")}`);
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, "wx");
@@ -27,6 +27,41 @@ export function writeFileAtomic(target: string, bytes: Uint8Array): void {
     throw ioError(target, e);
   }
   syncDir(dir, target);
+}
+
+/** The temp-file name pattern of writeFileAtomic for `target`. */
+function tempPrefix(target: string): string {
+  return `.${path.basename(target)}.tmp-`;
+}
+
+/**
+ * Removes temp files that writeFileAtomic left beside `target` when a process was killed
+ * mid-write: ours by name, and only of processes that are no longer running.
+ */
+export function removeStaleTemps(target: string): void {
+  const dir = path.dirname(target);
+  const prefix = tempPrefix(target);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split("-")[0]);
+    if (Number.isInteger(pid) && processAlive(pid)) continue;
+    quietly(() => fs.rmSync(path.join(dir, name), { force: true }));
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 function quietly(f: () => void): void {

@@ -1,12 +1,19 @@
 // CLaRa checkpoints: one .npz holding the trained tensors under readable flat names
 // ("model.layers.0.self_attn.q_proj.lora.compressor.a", "clara.mem_embeddings", …) and a JSON
-// metadata entry; the optimizer state for exact resume sits beside it in <name>.optim.npz.
-// Both are written atomically; numpy.load and mlx.core.load open them.
+// metadata entry; numpy.load and mlx.core.load open it. The optimizer state for exact resume sits
+// beside it in <name>.optim-<hash>.npz, named by content. A training checkpoint is one atomic
+// unit: the optimizer file is written first under its new name, then the checkpoint, whose
+// metadata names that file and its SHA-256, replaces the old one by one rename (the commit);
+// only then is the previous optimizer file removed. A kill at any moment leaves the old or the
+// new checkpoint, each with the optimizer state it names.
 
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { ClaraError } from "../errors";
 import type { NamedTensor, NativeAdapterInfo, NativeOptimizerState } from "../native";
-import { readNpz, writeNpz } from "./npz";
+import { writeFileAtomic, removeStaleTemps } from "./atomic";
+import { decodeNpz, encodeNpz, readNpz, writeNpz } from "./npz";
 import { tensor, type Tensor } from "../tensor";
 
 export const CHECKPOINT_FORMAT = "clara-mlx-checkpoint";
@@ -29,6 +36,8 @@ export interface CheckpointMetadata {
   config?: Record<string, unknown>;
   /** Where training stands: consumed examples, RNG seeds, loss history. */
   progress?: Record<string, unknown>;
+  /** The optimizer state of this checkpoint: a file beside it (by name) and its SHA-256. */
+  optimizer?: { file: string; sha256: string };
   createdAt: string;
 }
 
@@ -52,8 +61,25 @@ export function readJsonTensor(t: Tensor | undefined, file: string): unknown {
   }
 }
 
-export function optimizerFile(checkpoint: string): string {
+/** The optimizer file of checkpoints written before optimizer files were named by content. */
+function legacyOptimizerFile(checkpoint: string): string {
   return checkpoint.replace(/\.npz$/, "") + ".optim.npz";
+}
+
+/** The optimizer files that belong to `checkpoint` by name (current, stale and legacy). */
+export function optimizerFiles(checkpoint: string): string[] {
+  const dir = path.dirname(checkpoint);
+  const stem = path.basename(checkpoint).replace(/\.npz$/, "");
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f === `${stem}.optim.npz` || (f.startsWith(`${stem}.optim-`) && f.endsWith(".npz")))
+    .map((f) => path.join(dir, f));
+}
+
+/** The optimizer file a checkpoint names (or the legacy <name>.optim.npz for older ones). */
+export function optimizerFile(checkpoint: string, metadata?: CheckpointMetadata): string {
+  return metadata?.optimizer ? path.join(path.dirname(checkpoint), metadata.optimizer.file) : legacyOptimizerFile(checkpoint);
 }
 
 export function writeCheckpoint(file: string, entries: NamedTensor[], metadata: CheckpointMetadata): void {
@@ -78,27 +104,49 @@ export function readCheckpoint(file: string): { entries: NamedTensor[]; metadata
   return { entries: [...map], metadata };
 }
 
-export function writeOptimizerState(checkpoint: string, state: NativeOptimizerState, extra: Record<string, unknown> = {}): void {
+function encodeOptimizerState(state: NativeOptimizerState): Uint8Array {
   const map = new Map<string, Tensor>();
   for (const [name, t] of state.m) map.set(`m/${name}`, t);
   for (const [name, t] of state.v) map.set(`v/${name}`, t);
-  map.set(METADATA_KEY, jsonTensor({ step: state.step, names: state.m.map(([n]) => n), ...extra }));
-  writeNpz(optimizerFile(checkpoint), map);
+  map.set(METADATA_KEY, jsonTensor({ step: state.step, names: state.m.map(([n]) => n) }));
+  return encodeNpz(map);
 }
 
-export function readOptimizerState(checkpoint: string): { state: NativeOptimizerState; extra: Record<string, unknown> } {
-  const file = optimizerFile(checkpoint);
+/**
+ * Writes a checkpoint with its optimizer state as one atomic unit (see the top of this file),
+ * then removes the optimizer files no longer named by it, and stale temp files of earlier
+ * writes that were killed.
+ */
+export function writeTrainingCheckpoint(file: string, entries: NamedTensor[], metadata: CheckpointMetadata, state: NativeOptimizerState): void {
+  const bytes = encodeOptimizerState(state);
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const optimizer = `${path.basename(file).replace(/\.npz$/, "")}.optim-${sha256.slice(0, 16)}.npz`;
+  writeFileAtomic(path.join(path.dirname(file), optimizer), bytes);
+  writeCheckpoint(file, entries, { ...metadata, optimizer: { file: optimizer, sha256 } });
+  for (const f of optimizerFiles(file)) if (path.basename(f) !== optimizer) fs.rmSync(f, { force: true });
+  removeStaleTemps(file);
+}
+
+/** The optimizer state a checkpoint names, checked against its recorded hash and step. */
+export function readOptimizerState(checkpoint: string, metadata: CheckpointMetadata): NativeOptimizerState {
+  const file = optimizerFile(checkpoint, metadata);
   if (!fs.existsSync(file)) {
-    throw new ClaraError("E_CHECKPOINT", `${file} is missing: it holds the optimizer state needed to resume`, { file });
+    throw new ClaraError("E_CHECKPOINT", `${file} is missing: it holds the optimizer state needed to resume ${checkpoint}`, { file });
   }
-  const map = readNpz(file);
-  const meta = readJsonTensor(map.get(METADATA_KEY), file) as { step: number; names: string[] } & Record<string, unknown>;
+  const bytes = new Uint8Array(fs.readFileSync(file));
+  if (metadata.optimizer && createHash("sha256").update(bytes).digest("hex") !== metadata.optimizer.sha256) {
+    throw new ClaraError("E_CHECKPOINT", `${file} is not the optimizer state ${checkpoint} was saved with (SHA-256 differs)`, { file });
+  }
+  const map = decodeNpz(bytes, file);
+  const meta = readJsonTensor(map.get(METADATA_KEY), file) as { step: number; names: string[] };
   const pick = (prefix: string): NamedTensor[] =>
     meta.names.map((n) => {
       const t = map.get(`${prefix}/${n}`);
       if (!t) throw new ClaraError("E_CHECKPOINT", `${file} lacks ${prefix}/${n}`, { file, entry: `${prefix}/${n}` });
       return [n, t];
     });
-  const { step, names: _names, ...extra } = meta;
-  return { state: { step, m: pick("m"), v: pick("v") }, extra };
+  if (meta.step !== metadata.step) {
+    throw new ClaraError("E_CHECKPOINT", `${checkpoint} and its optimizer state disagree on the step (${metadata.step} vs ${meta.step})`, { file });
+  }
+  return { step: meta.step, m: pick("m"), v: pick("v") };
 }

@@ -6,14 +6,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ClaraError } from "../errors";
 import { Random, subSeed } from "../data/random";
-import { readCheckpoint, readOptimizerState, writeOptimizerState, type Stage } from "../io/checkpoint";
+import { readCheckpoint, readOptimizerState, type Stage } from "../io/checkpoint";
 import type { NativeOptimizerState, NativeStageBatch, NativeStepResult } from "../native";
 import { memoryInfo } from "../runtime";
 import type { ClaraModel } from "../clara/clara-model";
 import { DEFAULTS } from "../clara/config";
 
 export interface TrainOptions {
-  /** Checkpoint file to write (its optimizer state goes beside it as <name>.optim.npz). */
+  /** Checkpoint file to write (its optimizer state goes beside it as <name>.optim-<hash>.npz). */
   out: string;
   /** Examples per optimizer update. */
   batchSize?: number;
@@ -40,6 +40,8 @@ export interface TrainOptions {
   evalEvery?: number;
   /** Write a (resumable) checkpoint every N updates (0: only at the end). */
   checkpointEvery?: number;
+  /** Also write one when this many minutes passed since the last (0: off; default DEFAULTS.checkpointMinutes). */
+  checkpointMinutes?: number;
   /** Continue from `out`'s unfinished checkpoint and optimizer state. */
   resume?: boolean;
   /** Stops after the current update; a resumable checkpoint is written first. */
@@ -53,6 +55,12 @@ export interface TrainOptions {
   /** More settings to record in the checkpoint (and to compare on resume), e.g. a CLI's inputs. */
   recordConfig?: Record<string, unknown>;
   onEvent?: (event: TrainEvent) => void;
+  /**
+   * Awaited at every evaluation point (every evalEvery updates and at the end), after the
+   * held-out loss and before the checkpoint: measures beyond the loss, such as a bench's
+   * held-out answer scores for a learning curve.
+   */
+  probe?: (step: number) => Promise<void>;
 }
 
 export type TrainEvent =
@@ -128,6 +136,7 @@ export function resolved(options: TrainOptions, defaults: StagePlan<unknown>["de
     seed: options.seed ?? DEFAULTS.seed,
     evalEvery: options.evalEvery ?? 0,
     checkpointEvery: options.checkpointEvery ?? 0,
+    checkpointMinutes: options.checkpointMinutes ?? DEFAULTS.checkpointMinutes,
     maxSteps: options.maxSteps,
   };
 }
@@ -152,8 +161,9 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   const stepsPerEpoch = Math.max(1, Math.floor(plan.train.length / batchSize));
   const totalSteps = Math.max(1, Math.min(o.maxSteps ?? Infinity, Math.ceil(o.epochs * stepsPerEpoch)));
   const warmupSteps = Math.ceil(o.warmupRatio * totalSteps);
-  // Lanes change how the work is scheduled, not the updates: a run may resume with other lanes.
-  const { lanes, ...recorded } = o;
+  // Lanes and checkpoint timing change how the work is scheduled, not the updates: a run may
+  // resume with others.
+  const { lanes, checkpointMinutes, ...recorded } = o;
   const config = { ...options.recordConfig, ...plan.config, ...recorded, batchSize, totalSteps };
   const history: TrainSummary["history"] = [];
   const evals: TrainSummary["evals"] = [];
@@ -199,13 +209,18 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
 
   const orderFor = (epoch: number) => new Random(subSeed(o.seed, `epoch-${epoch}`)).shuffle(plan.train.map((_, i) => i));
   const spec = { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau };
+  let lastSave = performance.now();
   const save = async (complete: boolean) => {
+    lastSave = performance.now();
     if (!leader) return;
-    await clara.save(options.out, { stage: plan.stage, step, complete, config, progress: { history, evals } });
-    writeOptimizerState(options.out, await clara.model.optimizerState());
+    await clara.save(options.out, { stage: plan.stage, step, complete, config, progress: { history, evals } }, await clara.model.optimizerState());
     emit({ type: "checkpoint", stage: plan.stage, step, path: options.out, complete });
   };
   const evaluate = async () => {
+    await heldOutLoss();
+    if (options.probe) await options.probe(step);
+  };
+  const heldOutLoss = async () => {
     if (plan.eval.length === 0) return;
     // Each rank evaluates every worldSize-th example; the sums are reduced across ranks.
     let loss = 0;
@@ -290,7 +305,9 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
       memory: { active: mem.active, peak: mem.peak },
     });
     if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) await evaluate();
-    if (o.checkpointEvery > 0 && step % o.checkpointEvery === 0 && step < totalSteps) await save(false);
+    const byCount = o.checkpointEvery > 0 && step % o.checkpointEvery === 0;
+    const byTime = checkpointMinutes > 0 && (performance.now() - lastSave) / 60_000 >= checkpointMinutes;
+    if ((byCount || byTime) && step < totalSteps) await save(false);
   }
   if (!interrupted) await evaluate();
   await save(!interrupted);
@@ -334,10 +351,7 @@ async function restoreWeights(
   if (metadata.complete) {
     throw new ClaraError("E_CHECKPOINT", `${file} is a finished run; there is nothing to resume`, { file, field: "complete" });
   }
-  const { state } = readOptimizerState(file);
-  if (state.step !== metadata.step) {
-    throw new ClaraError("E_CHECKPOINT", `${file} and its optimizer state disagree on the step (${metadata.step} vs ${state.step})`, { file });
-  }
+  const state = readOptimizerState(file, metadata);
   await clara.model.setParameters(entries, metadata.adapters);
   const progress = (metadata.progress ?? {}) as { history?: TrainSummary["history"]; evals?: TrainSummary["evals"] };
   history.push(...(progress.history ?? []));

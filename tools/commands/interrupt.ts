@@ -1,5 +1,6 @@
-// Ctrl-C during training: the first one lets the current update finish and the trainer write a
-// resumable checkpoint (atomically); a second one exits at once without a checkpoint.
+// Ctrl-C during training, and SIGTERM / SIGHUP (sent by `timeout`, `docker stop`, SLURM, a closing
+// terminal) alike: the first one lets the current update finish and the trainer write a resumable
+// checkpoint (atomically); a second one exits at once without a checkpoint.
 
 import type { Ui } from "./ui";
 import { EXIT } from "./ui";
@@ -9,20 +10,23 @@ export interface Interrupt {
   dispose(): void;
 }
 
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 export function onInterrupt(ui: Ui): Interrupt {
   const controller = new AbortController();
-  const handler = () => {
+  const handler = (signal: NodeJS.Signals) => {
+    const name = signal === "SIGINT" ? "Ctrl-C" : signal;
     if (!controller.signal.aborted) {
-      ui.event({ type: "signal", signal: "SIGINT" });
-      ui.notice("\nCtrl-C: finishing the current update and writing a checkpoint (Ctrl-C again to quit without one)");
+      ui.event({ type: "signal", signal });
+      ui.notice(`\n${name}: finishing the current update and writing a checkpoint (send it again to quit without one)`);
       controller.abort();
       return;
     }
     ui.notice("clara-train: stopped without writing a checkpoint");
     process.exit(EXIT.interrupted);
   };
-  process.on("SIGINT", handler);
-  return { signal: controller.signal, dispose: () => process.off("SIGINT", handler) };
+  for (const s of SIGNALS) process.on(s, handler);
+  return { signal: controller.signal, dispose: () => SIGNALS.forEach((s) => process.off(s, handler)) };
 }
 
 /** The command line that repeats this invocation with --resume. */

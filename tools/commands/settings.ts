@@ -62,11 +62,18 @@ export const SETTINGS: Record<string, SettingSpec> = {
   evalSplit: { group: "Optimisation:", kind: "number", describe: "fraction of --data held out for evaluation (0 to 1)", commands: TRAIN },
   evalEvery: { group: "Optimisation:", kind: "int", describe: "evaluate every N updates (0: only at the end)", commands: TRAIN },
   checkpointEvery: { group: "Optimisation:", kind: "int", describe: "write a resumable checkpoint every N updates (0: only at the end)", commands: TRAIN },
+  checkpointMinutes: { group: "Optimisation:", kind: "number", describe: "also write a resumable checkpoint every N minutes of training (0: off)", commands: TRAIN },
   // output
   plots: { group: "Display:", kind: "bool", describe: "write loss curves as PNG (--no-plots to skip)", commands: TRAIN_AND_PLAN },
   logEvery: { group: "Display:", kind: "int", describe: "without a terminal: a log line every N updates (default: about 20 lines per stage)", commands: TRAIN_AND_PLAN },
   // pipeline
-  force: { group: "Pipeline:", kind: "bool", describe: "retrain stages even when their checkpoint is complete and matches", commands: ["pipeline", "demo"] },
+  force: {
+    group: "Pipeline:",
+    kind: "bool",
+    describe: "retrain stages even when their checkpoint is complete and matches",
+    help: { stage1: "start over when --out holds an unfinished run (refused otherwise: --resume continues it)", stage2: "start over when --out holds an unfinished run (refused otherwise: --resume continues it)", stage3: "start over when --out holds an unfinished run (refused otherwise: --resume continues it)" },
+    commands: ["pipeline", "demo", ...TRAIN],
+  },
   pdf: { group: "Evaluation:", kind: "string", describe: "evaluation: the PDF (default knowledge_data/2511.18659v2.pdf, else knowledge_data/sample_paper.pdf)", commands: ["pipeline", "demo"] },
   qaFile: { group: "Evaluation:", kind: "string", describe: "evaluation: question/answer pairs about the PDF (JSON Lines)", commands: ["pipeline", "demo"] },
   maxQuestions: { group: "Evaluation:", kind: "int", describe: "evaluation: at most N questions", commands: ["pipeline", "demo"] },
@@ -88,7 +95,7 @@ export type Section = (typeof SECTIONS)[number];
 export const EVAL_KEYS = ["pdf", "qaFile", "maxQuestions", "maxNewTokens", "maxCompressionChunks", "k", "skipEval"] as const;
 
 /** Settings that only change what is shown or where results go, never the trained weights. */
-export const PRESENTATION_KEYS = new Set(["results", "plots", "logEvery", "force"]);
+export const PRESENTATION_KEYS = new Set(["results", "plots", "logEvery", "force", "checkpointMinutes"]);
 
 export function camel(key: string): string {
   return key.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());

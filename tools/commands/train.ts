@@ -15,6 +15,7 @@ import {
   readEndToEndRecords,
   readInstructionRecords,
   readPretrainRecords,
+  trimCandidates,
   type EndToEndRecord,
   type InstructionRecord,
   type PretrainRecord,
@@ -128,6 +129,7 @@ export function withDefaults(stage: StageName, s: Settings): Settings {
   e.evalSplit ??= 0;
   e.evalEvery ??= 0;
   e.checkpointEvery ??= 0;
+  e.checkpointMinutes ??= DEFAULTS.checkpointMinutes;
   e.warmupRatio ??= DEFAULTS.warmupRatio;
   e.minLrRatio ??= DEFAULTS.minLrRatio;
   e.maxGradNorm ??= DEFAULTS.maxGradNorm;
@@ -146,7 +148,7 @@ function checkRanges(e: Settings): void {
     new ClaraError("E_INVALID_ARGUMENT", `must be ${expected}, got ${e[key]}`, { field: `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` });
   const positive = ["batchSize", "microBatchSize", "maxSteps", "limit", "evalLimit", "k", "candidates", "loraRank", "compressionRate", "docMaxLength", "maxLength"];
   for (const key of positive) if (e[key] !== undefined && !((e[key] as number) >= 1)) throw bad(key, "at least 1");
-  for (const key of ["evalEvery", "checkpointEvery", "weightDecay", "warmupRatio", "minLrRatio"]) if (e[key] !== undefined && (e[key] as number) < 0) throw bad(key, "0 or more");
+  for (const key of ["evalEvery", "checkpointEvery", "checkpointMinutes", "weightDecay", "warmupRatio", "minLrRatio"]) if (e[key] !== undefined && (e[key] as number) < 0) throw bad(key, "0 or more");
   for (const key of ["lr", "epochs", "maxGradNorm", "tau", "loraAlpha"]) if (e[key] !== undefined && !((e[key] as number) > 0)) throw bad(key, "greater than 0");
   if (!((e.evalSplit as number) >= 0 && (e.evalSplit as number) < 1)) throw bad("evalSplit", "in [0, 1)");
   if (e.loraDropout !== undefined && !((e.loraDropout as number) >= 0 && (e.loraDropout as number) < 1)) throw bad("loraDropout", "in [0, 1)");
@@ -198,29 +200,6 @@ export function configFileFor(checkpoint: string): string {
   return checkpoint.replace(/\.npz$/, "") + ".config.json";
 }
 
-/** Stage-3 records trimmed to `n` candidates: the positives and the first others, in their order. */
-export function trimCandidates(records: EndToEndRecord[], n: number, file: string): EndToEndRecord[] {
-  return records.map((r) => {
-    if (r.docs.length < n) {
-      throw new ClaraError("E_DATA_FIELD", `has ${r.docs.length} candidate documents, fewer than --candidates ${n}; lower --candidates or add documents`, {
-        file,
-        line: r.line,
-        field: "docs",
-      });
-    }
-    if (r.docs.length === n) return r;
-    const pos = new Set(r.posIndex);
-    let others = n - Math.min(pos.size, n);
-    const keep: number[] = [];
-    r.docs.forEach((_, i) => {
-      if (pos.has(i) && keep.length < n) keep.push(i);
-      else if (!pos.has(i) && others > 0) keep.push(i), others--;
-    });
-    const docs = keep.map((i) => r.docs[i]);
-    const posIndex = keep.flatMap((i, j) => (pos.has(i) ? [j] : []));
-    return { ...r, docs, posIndex };
-  });
-}
 
 interface LoadedData {
   train: Array<PretrainRecord | InstructionRecord | EndToEndRecord>;
@@ -402,9 +381,17 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
   } else if (fs.existsSync(out)) {
     try {
       const m = readCheckpoint(out).metadata;
-      if (!m.complete) ui.info(`${stage}: ${out} holds an unfinished run (update ${m.step}); starting over (pass --resume to continue it)`);
-    } catch {
-      /* replaced below */
+      if (!m.complete && !e.force) {
+        throw new ClaraError(
+          "E_CHECKPOINT",
+          `holds an unfinished ${m.stage} run (update ${m.step}): continue it with --resume, or start over with --force (which replaces it)`,
+          { file: out, field: "--out" },
+        );
+      }
+      if (!m.complete) ui.info(`${stage}: ${out} holds an unfinished run (update ${m.step}); starting over (--force)`);
+    } catch (err) {
+      // A file that is not a checkpoint is replaced below; a refusal stands.
+      if (err instanceof ClaraError && err.field === "--out") throw err;
     }
   }
 
@@ -426,6 +413,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
     evalSplit: e.evalSplit as number,
     evalEvery: e.evalEvery as number,
     checkpointEvery: e.checkpointEvery as number,
+    checkpointMinutes: e.checkpointMinutes as number,
     maxLength: e.maxLength as number,
     resume: o.resume,
     recordConfig: { ...trainingSettings(e), ...p.inputs, settingsHash: p.settingsHash },
