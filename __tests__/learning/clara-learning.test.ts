@@ -24,12 +24,12 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ClaraModel, readPretrainRecords, Stage1Trainer, Stage2Trainer, Stage3Trainer, type EndToEndRecord, type InstructionRecord, type PretrainRecord } from "../lib";
-import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/derive";
-import { concatRows, sliceRows } from "../lib/clara/clara-model";
-import { f1Score, meanRecallAtK, type RetrievalSample } from "../lib/eval/metrics";
-import { generateExampleData } from "../tools/make-example-data";
-import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
+import { ClaraModel, readPretrainRecords, Stage1Trainer, Stage2Trainer, Stage3Trainer, type EndToEndRecord, type InstructionRecord, type PretrainRecord } from "../../lib";
+import { deriveEndToEndRecords, deriveInstructionRecords } from "../../lib/data/derive";
+import { concatRows, sliceRows } from "../../lib/clara/clara-model";
+import { f1Score, meanRecallAtK, type RetrievalSample } from "../../lib/eval/metrics";
+import { generateExampleData } from "../../tools/make-example-data";
+import { examplePretrain, makeTinyClaraBase } from "../helpers/tiny-clara";
 
 const HIDDEN = 64;
 const heldOutDocs = examplePretrain("heldout/pretrain.jsonl").filter((r) => r.dataType === "qa");
