@@ -79,6 +79,15 @@ describe("readJsonl", () => {
     ]);
   });
 
+  test("invalid UTF-8 is refused with its line and byte offset, not decoded to U+FFFD (multi-byte characters before it are fine)", () => {
+    const file = path.join(dir, "latin1.jsonl");
+    const good = Buffer.from('{"a":"caf\u00e9 \u2014 \ud83d\ude00"}\n', "utf8");
+    const bad = Buffer.concat([Buffer.from('{"a":"caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]);
+    fs.writeFileSync(file, Buffer.concat([good, good, bad]));
+    const e = expectDataError(() => readJsonl(file), "E_DATA_FORMAT", { file, line: 3 }, /invalid UTF-8 at byte (\d+) \(0xe9\)/);
+    expect(Number(/at byte (\d+)/.exec(e.message)![1])).toBe(2 * good.length + 9);
+  });
+
   test("a malformed line is E_DATA_FORMAT with file, line, the parser's reason and the fix", () => {
     const file = jsonl(['{"a":1}', "", '{"a":2,}', '{"a":3}']);
     const e = expectDataError(() => readJsonl(file), "E_DATA_FORMAT", { file, line: 3 }, /not valid JSON \(.*JSON.*\)/);
