@@ -195,6 +195,14 @@ describe("bad input: exit 2 and one line naming the file, line, field and fix", 
     expect(readCheckpoint(unfinished).metadata).toMatchObject({ complete: true, step: 1 });
   });
 
+  test("a corrupt checkpoint names its path once", () => {
+    const corrupt = path.join(work, "ck", "corrupt.npz");
+    fs.writeFileSync(corrupt, fs.readFileSync(s1).subarray(0, 200));
+    const line = expectBadInput(cli(["stage2", "--from", corrupt, "--data", "s2.jsonl", "--k", "3", "--quiet", "--no-plots", "--out", "ck/c2.npz"]));
+    expect(line.split("corrupt.npz").length - 1).toBe(1);
+    expect(line).toMatch(/corrupt\.npz: is not a readable \.npz \(zip\) archive/);
+  });
+
   test("bad settings: flags, config keys and values name the file, line and key", () => {
     expect(expectBadInput(stage1("pre.jsonl", "--lr", "fast"))).toMatch(/^clara-train: --lr: must be a number/);
     expect(expectBadInput(stage1("pre.jsonl", "--lanes", "3"))).toBe("clara-train: --lanes: must be 1 or 2, got 3");

@@ -190,8 +190,13 @@ export function formatError(err: unknown): string {
     const where: string[] = [];
     if (err.file !== undefined) {
       where.push(err.line !== undefined ? `${err.file}:${err.line}` : err.file);
-      for (const prefix of [`${err.file}:${err.line}: `, `${err.file}: `]) {
-        if (message.startsWith(prefix)) message = message.slice(prefix.length);
+      // The location is printed once, in front: a message that starts with it ("x.npz is not …",
+      // "x.jsonl:3: …") drops its copy.
+      for (const prefix of [`${err.file}:${err.line}: `, `${err.file}: `, `${err.file} `]) {
+        if (message.startsWith(prefix)) {
+          message = message.slice(prefix.length);
+          break;
+        }
       }
     } else if (err.line !== undefined) where.push(`line ${err.line}`);
     if (err.field !== undefined) where.push(err.field);
