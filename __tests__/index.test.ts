@@ -96,6 +96,27 @@ describe("ClaraIndex", () => {
     await clara.dispose();
   });
 
+  it("inputs of 10^6 characters: documents are truncated to the document length, a question that cannot fit is refused with a clear error, and the index keeps working", async () => {
+    const huge = "Velmora was founded by the river. ".repeat(30_000); // ~10^6 characters
+    expect(huge.length).toBeGreaterThan(1e6);
+    const clara = await ClaraModel.load(checkpoint);
+    const index = await ClaraIndex.build(clara, docs.slice(0, 4), path.join(work, "huge.index"));
+    const before = clara.truncatedDocuments;
+    await index.add([{ id: "huge", text: huge }]);
+    expect(clara.truncatedDocuments).toBe(before + 1);
+    // Search reads the question through the query reasoner, truncated like a document.
+    const [hits] = await index.search([huge], 3);
+    expect(hits).toHaveLength(3);
+    const started = performance.now();
+    await expect(index.answer(huge, { k: 2, maxTokens: 4 })).rejects.toMatchObject({ code: "E_INVALID_ARGUMENT", message: expect.stringMatching(/runs past the model's context of 4096 tokens/) });
+    await expect(clara.model.generate([clara.model.tokenizer.encode(huge)], { maxTokens: 4 })).rejects.toMatchObject({ code: "E_INVALID_ARGUMENT" });
+    expect(performance.now() - started).toBeLessThan(60_000);
+    // The refusal broke nothing: the next call answers.
+    const ok = await index.answer(questions[0], { k: 2, maxTokens: 4 });
+    expect(typeof ok.answer).toBe("string");
+    await clara.dispose();
+  }, 180_000);
+
   it("refuses an index built with another compression rate or compressor", async () => {
     const dir = path.join(work, "example.index");
     const other = await ClaraModel.create(base, { compressionRate: 16, docMaxLength: 64, seed: 3 });

@@ -196,6 +196,7 @@ export class ClaraModel {
 
   /** Generates after token prompts whose memory slots take compressed[i] ([k, n, H]). */
   async generateFromPrompts(prompts: number[][], compressed: Tensor[], options: ClaraGenerateOptions = {}): Promise<string[]> {
+    this.model.checkContext(prompts, this.generation(options).maxTokens);
     const out: string[] = [];
     const batchSize = options.batchSize ?? 4;
     for (let i = 0; i < prompts.length; i += batchSize) {

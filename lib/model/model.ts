@@ -77,6 +77,9 @@ export interface LmExample {
   lossMask?: number[];
 }
 
+/** New tokens per prompt when a call names none (the reference evaluation's stage-1/2 answer length). */
+export const DEFAULT_MAX_NEW_TOKENS = 128;
+
 const ADAPTER_FILE_FORMAT = "clara-mlx-adapters";
 
 export class Model {
@@ -143,11 +146,32 @@ export class Model {
   }
 
   async generate(prompts: number[][], options: GenerateOptions = {}): Promise<Generation> {
+    const maxTokens = options.maxTokens ?? DEFAULT_MAX_NEW_TOKENS;
+    this.checkContext(prompts, maxTokens);
     const r = await this.#native.generate(this.batch(prompts), {
       ...options,
+      maxTokens,
       stopTokens: options.stopTokens ?? this.tokenizer.stopTokenIds,
     });
     return { ...r, texts: r.tokens.map((t) => this.tokenizer.decode(t, { skipSpecialTokens: true })) };
+  }
+
+  /**
+   * Refuses prompts that, with `maxTokens` new tokens, run past the model's context
+   * (max_position_embeddings): MLX would otherwise allocate for them without bound (a
+   * 126,000-character question asked for 46.8 GB and crashed).
+   */
+  checkContext(prompts: number[][], maxTokens: number): void {
+    const limit = this.config.max_position_embeddings;
+    if (!limit || prompts.length === 0) return;
+    const longest = prompts.reduce((m, p) => Math.max(m, p.length), 0);
+    if (longest + maxTokens > limit) {
+      throw new ClaraError(
+        "E_INVALID_ARGUMENT",
+        `a prompt of ${longest} tokens plus ${maxTokens} new tokens runs past the model's context of ${limit} tokens; shorten the question (or its documents) or ask for fewer new tokens`,
+        { field: "prompt" },
+      );
+    }
   }
 
   /** Renders `user` (and an optional system message) with the chat template and generates. */
