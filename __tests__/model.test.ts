@@ -7,7 +7,9 @@
 // classes; without that oracle these tests skip (fail under CLARA_REQUIRE_ORACLE=1).
 // CLARA_PRINT_MARGINS=1 prints the measured errors at the end.
 
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import { mulberry32 } from "../lib/data/random";
 import * as path from "node:path";
 import { ClaraError } from "../lib/errors";
@@ -263,6 +265,30 @@ describe("SmolLM2-135M-Instruct Q4_1 GGUF vs mlx-lm (float32)", () => {
     margins["logits SmolLM2 GGUF"] = Math.max(...errors);
     margins["padding vs mlx-lm SmolLM2 GGUF"] = Math.max(...paddedErrors);
     for (const e of [...errors, ...paddedErrors]) expect(e).toBeLessThanOrEqual(2e-5);
+  });
+
+  // MLX's GGUF reader opens files read-write: a model on a read-only mount, immutable or owned
+  // by another user must load all the same (through a temporary copy).
+  itSmol("a GGUF file that cannot be opened for writing loads, with the same logits", async () => {
+    const file = path.join(work, "read-only.gguf");
+    fs.copyFileSync(SMOL, file);
+    const root = process.getuid?.() === 0;
+    // Root ignores permission bits: make the file immutable instead (ext4 and most Linux file systems).
+    if (root) execFileSync("chattr", ["+i", file]);
+    else fs.chmodSync(file, 0o444);
+    try {
+      expect(() => fs.closeSync(fs.openSync(file, "r+"))).toThrow();
+      const before = fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith("clara-gguf-")).length;
+      const ro = await Model.load(file);
+      const a = await ro.logits([sequences[0]]);
+      const b = await model.logits([sequences[0]]);
+      expect(Buffer.from((a.data as Float32Array).buffer).equals(Buffer.from((b.data as Float32Array).buffer))).toBe(true);
+      await ro.dispose();
+      expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith("clara-gguf-")).length).toBe(before);
+    } finally {
+      if (root) execFileSync("chattr", ["-i", file]);
+      fs.rmSync(file, { force: true });
+    }
   });
 
   itSmol(`greedy ${GEN_TOKENS} tokens of a chat prompt are identical to mlx-lm`, async () => {

@@ -3,6 +3,8 @@
 
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { ClaraError, invalidArgument } from "../errors";
 import { leftPad, type TokenBatch } from "../data/batches";
 import { jsonTensor, METADATA_KEY, readJsonTensor } from "../io/checkpoint";
@@ -82,6 +84,31 @@ export const DEFAULT_MAX_NEW_TOKENS = 128;
 
 const ADAPTER_FILE_FORMAT = "clara-mlx-adapters";
 
+/**
+ * MLX's GGUF reader (gguflib) opens the file read-write, so a model on a read-only mount, owned
+ * by another user or immutable fails with "gguf_init failed". Such a file is read through a
+ * private temporary copy, removed once the weights are loaded (they are copied into memory);
+ * null when the file can be opened for writing and is read in place.
+ */
+function writableGgufCopy(file: string): { file: string; remove(): void } | null {
+  try {
+    fs.closeSync(fs.openSync(file, "r+"));
+    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM" && code !== "EROFS") throw e;
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "clara-gguf-"));
+  const copy = path.join(dir, path.basename(file));
+  try {
+    fs.copyFileSync(file, copy);
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new ClaraError("E_MODEL_FILES", `${file} is read-only and could not be copied to ${dir} to be read (${(e as Error).message}); free space in the temp folder or make the file writable`, { file, cause: e });
+  }
+  return { file: copy, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
 export class Model {
   readonly config: ModelConfig;
   readonly tokenizer: Tokenizer;
@@ -106,14 +133,19 @@ export class Model {
     const tokenizer = files.format === "gguf"
       ? Tokenizer.fromGgufMetadata(files.ggufMetadata!, modelPath)
       : Tokenizer.fromHfDir(modelPath);
-    const handle = await native().loadModel({
-      config: files.config,
-      format: files.format,
-      files: files.files,
-      ggufRopePermuted: files.ropePermuted,
-      dtype,
-    });
-    return new Model(files, tokenizer, handle, dtype);
+    const readable = files.format === "gguf" ? writableGgufCopy(files.files[0]) : null;
+    try {
+      const handle = await native().loadModel({
+        config: files.config,
+        format: files.format,
+        files: readable ? [readable.file] : files.files,
+        ggufRopePermuted: files.ropePermuted,
+        dtype,
+      });
+      return new Model(files, tokenizer, handle, dtype);
+    } finally {
+      readable?.remove();
+    }
   }
 
   /** Identifies the base weights: config, and size plus head and tail bytes of every file. */
