@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { ClaraError, ClaraModel, readCheckpoint, readNpz, Stage1Trainer, Stage2Trainer, Stage3Trainer } from "../lib";
 import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/derive";
 import { SYSTEM_PROMPTS } from "../lib/clara/templates";
+import { memoryTokenCount } from "../lib/clara/config";
 import { optimizerFile } from "../lib/io/checkpoint";
 import type { Tensor } from "../lib/tensor";
 import { oracleTest, runPython } from "./helpers/oracle";
@@ -178,6 +179,18 @@ describe("the three stages", () => {
     expect(r.scores[0].every((s) => s >= -1 && s <= 1)).toBe(true);
     const answers = await clara.generateFromCompressed([records[2].questions[0]], [r.selected[0]], { maxTokens: 6 });
     expect(typeof answers[0]).toBe("string");
+    // k > N raises, as the reference's topk does, instead of clamping silently.
+    await expect(clara.retrieve([records[2].questions[0]], [cands], 6)).rejects.toMatchObject({ code: "E_INVALID_ARGUMENT", field: "k", message: expect.stringMatching(/k = 6 must be 1\.\.5/) });
+    await clara.dispose();
+  });
+
+  it("a compression rate that does not divide the document length takes the floor, as the reference does", async () => {
+    expect(memoryTokenCount({ compressionRate: 24, docMaxLength: 64 })).toBe(2);
+    expect(memoryTokenCount({ compressionRate: 3, docMaxLength: 256 })).toBe(85);
+    expect(() => memoryTokenCount({ compressionRate: 65, docMaxLength: 64 })).toThrow(/no memory token is left/);
+    const clara = await ClaraModel.create(base, { compressionRate: 24, docMaxLength: 64, lora: { rank: 4, alpha: 8, dropout: 0 } });
+    const v = await clara.compressDocuments([records[0].doc]);
+    expect(v.shape).toEqual([1, 2, v.shape[2]]);
     await clara.dispose();
   });
 

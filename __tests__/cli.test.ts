@@ -195,6 +195,12 @@ describe("bad input: exit 2 and one line naming the file, line, field and fix", 
     expect(readCheckpoint(unfinished).metadata).toMatchObject({ complete: true, step: 1 });
   });
 
+  test("--out that is a folder is refused before training", () => {
+    fs.mkdirSync(path.join(work, "outdir"), { recursive: true });
+    const line = expectBadInput(cli(["stage1", "--model", model, "--data", "pre.jsonl", ...TINY, "--max-steps", "1", "--out", "outdir", "--quiet", "--no-plots"]));
+    expect(line).toMatch(/^clara-train: outdir: --out: is a folder; --out names the checkpoint file to write/);
+  });
+
   test("a corrupt checkpoint names its path once", () => {
     const corrupt = path.join(work, "ck", "corrupt.npz");
     fs.writeFileSync(corrupt, fs.readFileSync(s1).subarray(0, 200));
@@ -213,7 +219,7 @@ describe("bad input: exit 2 and one line naming the file, line, field and fix", 
     expect(expectBadInput(stage1("pre.jsonl", "--config", "value.json"))).toBe('clara-train: value.json:2: maxSteps: must be an integer, got "many"');
     fs.writeFileSync(path.join(work, "syntax.yaml"), "lr: 1\nstage1: [\n");
     expect(expectBadInput(stage1("pre.jsonl", "--config", "syntax.yaml"))).toMatch(/^clara-train: syntax\.yaml:\d+: not valid YAML/);
-    expect(expectBadInput(stage1("pre.jsonl", "--compression-rate", "24"))).toMatch(/--compression-rate: compressionRate 24 must divide docMaxLength 64/);
+    expect(expectBadInput(stage1("pre.jsonl", "--compression-rate", "128"))).toMatch(/--compression-rate: compressionRate 128 is larger than docMaxLength 64: no memory token is left/);
   });
 });
 
@@ -355,6 +361,35 @@ describe("running", () => {
     expect(events.filter((e) => e.type === "skip").map((e) => e.stage)).toEqual(["stage1", "stage2"]);
     expect(events.filter((e) => e.type === "start").map((e) => e.stage)).toEqual(["stage3"]);
     expect(third.stderr).toMatch(/stage3: retraining: the checkpoint was trained with other settings \(lr\)/);
+  });
+
+  test("clara index: build refuses an existing index and a stage-1 checkpoint before compressing; ask names --checkpoint when the index's checkpoint moved", () => {
+    const clara = (args: string[]) => {
+      const r = spawnSync(process.execPath, [path.join(REPO, "dist", "tools", "clara.js"), ...args], { cwd: work, encoding: "utf8", timeout: 60_000 });
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    const s3 = path.join(work, "pck", "s3.npz");
+    expect(fs.existsSync(s3)).toBe(true); // from the pipeline test
+    expect(clara(["index", "build", "pre.jsonl", "--checkpoint", s3, "--out", "idx", "--quiet"]).code).toBe(0);
+    const again = clara(["index", "build", "pre.jsonl", "--checkpoint", s3, "--out", "idx", "--quiet"]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/already exists; an index is never overwritten/);
+    const stage1 = clara(["index", "build", "pre.jsonl", "--checkpoint", path.join(work, "pck", "s1.npz"), "--out", "idx1", "--quiet"]);
+    expect(stage1.code).toBe(2);
+    expect(stage1.stderr).toMatch(/no query_reasoner adapter/);
+    expect(fs.existsSync(path.join(work, "idx1"))).toBe(false);
+    const moved = path.join(work, "pck", "s3-moved.npz");
+    fs.copyFileSync(s3, moved);
+    fs.renameSync(s3, path.join(work, "pck", "s3-away.npz"));
+    try {
+      const lost = clara(["ask", "--index", "idx", "Who founded it?", "--max-tokens", "2"]);
+      expect(lost.code).toBe(2);
+      expect(lost.stderr).toMatch(/no longer exists \(moved\?\); pass --checkpoint/);
+      expect(lost.stderr).not.toMatch(/--from/);
+      expect(clara(["ask", "--index", "idx", "--checkpoint", moved, "Who founded it?", "--max-tokens", "2"]).code).toBe(0);
+    } finally {
+      fs.renameSync(path.join(work, "pck", "s3-away.npz"), s3);
+    }
   });
 
   test("the demo's settings are a valid config whose data files exist", () => {

@@ -237,11 +237,14 @@ export class ClaraModel {
     const selected: Tensor[] = [];
     for (let i = 0; i < questions.length; i++) {
       const N = candidates[i].shape[0];
-      const kk = Math.min(k, N);
+      // The reference raises here (torch.topk with k > N): no silent clamping.
+      if (!Number.isInteger(k) || k < 1 || k > N) {
+        throw new ClaraError("E_INVALID_ARGUMENT", `k = ${k} must be 1..${N}: question ${i} has ${N} candidate documents`, { field: "k" });
+      }
       const r = await this.handle.claraRetrieve({
         query: this.encoderBatch([questions[i]]),
         candidates: { ...candidates[i], shape: [1, ...candidates[i].shape] },
-        spec: this.spec(kk),
+        spec: this.spec(k),
       });
       scores.push(Array.from(r.scores.data as Float32Array));
       indices.push(Array.from(r.indices.data as Int32Array));

@@ -44,17 +44,17 @@ export const DEFAULTS = {
   maxNewTokens: { stage12: 128, stage3: 64 },
 };
 
-/** n = docMaxLength / ρ memory tokens per document (spec §1.4). */
+/** n = ⌊docMaxLength / ρ⌋ memory tokens per document, the reference's floor (spec §1.4, M:339). */
 export function memoryTokenCount(shape: ClaraShape): number {
   const { compressionRate: rho, docMaxLength } = shape;
   if (!Number.isInteger(docMaxLength) || docMaxLength < 1) throw invalidArgument("docMaxLength", "a positive integer", docMaxLength);
   if (!Number.isInteger(rho) || rho < 1) throw invalidArgument("compressionRate", "a positive integer", rho);
-  if (docMaxLength % rho !== 0) {
+  if (rho > docMaxLength) {
     throw new ClaraError(
       "E_INVALID_ARGUMENT",
-      `compressionRate ${rho} must divide docMaxLength ${docMaxLength} (n = docMaxLength / compressionRate memory tokens)`,
+      `compressionRate ${rho} is larger than docMaxLength ${docMaxLength}: no memory token is left (n = ⌊docMaxLength / compressionRate⌋)`,
       { field: "compressionRate" },
     );
   }
-  return docMaxLength / rho;
+  return Math.floor(docMaxLength / rho);
 }
