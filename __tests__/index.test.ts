@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ClaraModel } from "../lib";
+import { ClaraError, ClaraModel, memoryInfo } from "../lib";
 import { ClaraIndex } from "../lib/retrieval/clara-index";
 import { meanRecallAtK } from "../lib/eval/metrics";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
@@ -116,6 +116,67 @@ describe("ClaraIndex", () => {
     expect(typeof ok.answer).toBe("string");
     await clara.dispose();
   }, 180_000);
+
+  it("build checks before compressing anything: an existing index or file is not overwritten, a model without a query reasoner is refused", async () => {
+    const clara = await ClaraModel.load(checkpoint);
+    const existing = path.join(work, "example.index");
+    const before = fs.readFileSync(path.join(existing, "vectors.npz"));
+    let compressed = 0;
+    const onProgress = () => compressed++;
+    await expect(ClaraIndex.build(clara, docs.slice(0, 4), existing, { onProgress })).rejects.toMatchObject({ code: "E_INDEX", message: expect.stringMatching(/already exists; an index is never overwritten/) });
+    const file = path.join(work, "a-file");
+    fs.writeFileSync(file, "x");
+    await expect(ClaraIndex.build(clara, docs.slice(0, 4), file, { onProgress })).rejects.toMatchObject({ code: "E_INDEX" });
+    expect(fs.readFileSync(path.join(existing, "vectors.npz")).equals(before)).toBe(true);
+    await clara.dispose();
+    const stage1Like = await ClaraModel.create(base, { compressionRate: 8, docMaxLength: 64, seed: 3 });
+    await expect(ClaraIndex.build(stage1Like, docs.slice(0, 4), path.join(work, "no-qr.index"), { onProgress })).rejects.toMatchObject({ code: "E_INVALID_ARGUMENT", field: "checkpoint" });
+    await stage1Like.dispose();
+    expect(compressed).toBe(0);
+    expect(fs.existsSync(path.join(work, "no-qr.index"))).toBe(false);
+  });
+
+  // As a Node server uses it: many requests at once on one index and one model. They queue on the
+  // MLX thread; a bad one fails alone; memory does not grow with the number of calls.
+  it("200 concurrent answer()/search() calls with good and bad inputs: bad ones fail alone, good ones answer, memory stays bounded", async () => {
+    const clara = await ClaraModel.load(checkpoint);
+    const index = await ClaraIndex.open(path.join(work, "example.index"), clara);
+    const huge = "x ".repeat(6_000); // past the tiny model's 4,096-token context
+    const kinds = ["answer", "search", "bad-k", "too-long", "empty"] as const;
+    const call = (i: number): Promise<unknown> => {
+      const q = questions[i % questions.length];
+      switch (kinds[i % kinds.length]) {
+        case "answer":
+          return index.answer(q, { k: 2, maxTokens: 3 });
+        case "search":
+          return index.search([q], 3);
+        case "bad-k":
+          return index.answer(q, { k: 0, maxTokens: 3 });
+        case "too-long":
+          return index.answer(huge, { k: 2, maxTokens: 3 });
+        default:
+          return index.search([], 3);
+      }
+    };
+    const { peak: peakBefore } = await memoryInfo();
+    const results = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => call(i)));
+    const { active, peak } = await memoryInfo();
+    const byKind = (kind: string) => results.filter((_, i) => kinds[i % kinds.length] === kind);
+    expect(byKind("answer").every((r) => r.status === "fulfilled" && typeof (r.value as { answer: unknown }).answer === "string")).toBe(true);
+    expect(byKind("search").every((r) => r.status === "fulfilled" && (r.value as unknown[][])[0].length === 3)).toBe(true);
+    for (const kind of ["bad-k", "too-long", "empty"]) {
+      for (const r of byKind(kind)) {
+        expect(r.status).toBe("rejected");
+        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(ClaraError);
+      }
+    }
+    // Queued calls hold their inputs, not their activations: the peak stays that of a few calls.
+    console.log(`200 concurrent calls: peak MLX memory ${(peakBefore / 2 ** 20).toFixed(0)} -> ${(peak / 2 ** 20).toFixed(0)} MiB, active after ${(active / 2 ** 20).toFixed(0)} MiB`);
+    expect(peak).toBeLessThan(peakBefore + 512 * 2 ** 20);
+    // And the index still answers as before.
+    expect(typeof (await index.answer(questions[0], { k: 2, maxTokens: 3 })).answer).toBe("string");
+    await clara.dispose();
+  }, 300_000);
 
   it("refuses an index built with another compression rate or compressor", async () => {
     const dir = path.join(work, "example.index");

@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ClaraModel, readPretrainRecords } from "../lib";
+import { ClaraModel, memoryInfo, readPretrainRecords } from "../lib";
 import { SYSTEM_PROMPTS } from "../lib/clara/templates";
 import { ClaraIndex } from "../lib/retrieval/clara-index";
 import { packageRoot } from "../lib/native";
@@ -83,7 +83,32 @@ async function main() {
     await clara.model.generate([prompt], { maxTokens: 32 });
     fromText.push(performance.now() - t0);
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+  const median = (xs: number[]) => percentile(xs, 0.5);
+
+  // Under load, as a Node server: 200 calls at once (answers, searches and bad inputs) on one
+  // index and one model; they queue on the MLX thread.
+  const CONCURRENT = 200;
+  const { peak: peakBefore } = await memoryInfo();
+  const latencies: number[] = [];
+  let failed = 0;
+  t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENT }, async (_, i) => {
+      const start = performance.now();
+      const q = questions[i % questions.length];
+      try {
+        if (i % 10 === 9) await index.answer(q, { k: 0 }); // a bad request
+        else if (i % 2 === 0) await index.answer(q, { k: K, maxTokens: 8 });
+        else await index.search([q], K);
+      } catch {
+        failed++;
+      }
+      latencies.push(performance.now() - start);
+    }),
+  );
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const { peak: peakAfter } = await memoryInfo();
   const record = {
     bench: "index",
     machine: await machine(),
@@ -98,6 +123,14 @@ async function main() {
       ratio: +(median(fromIndex) / median(fromText)).toFixed(2),
       promptTokensCompressed: Math.round(compressedTokens / QUESTIONS),
       promptTokensRawText: Math.round(textTokens / QUESTIONS),
+    },
+    underLoad: {
+      concurrentCalls: CONCURRENT,
+      mix: "45% answer (maxTokens 8), 45% search, 10% bad input (k = 0)",
+      failedAsExpected: failed === CONCURRENT / 10,
+      seconds: +loadSeconds.toFixed(1),
+      latencyMs: { p50: +percentile(latencies, 0.5).toFixed(0), p90: +percentile(latencies, 0.9).toFixed(0), p99: +percentile(latencies, 0.99).toFixed(0) },
+      peakMemoryMiB: { before: +(peakBefore / 2 ** 20).toFixed(0), after: +(peakAfter / 2 ** 20).toFixed(0) },
     },
     disk: {
       rawTextBytesPerDoc: Math.round(rawBytes / DOCS),

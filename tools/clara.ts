@@ -45,13 +45,20 @@ async function readDocuments(file: string, docMaxLength: number, clara: ClaraMod
   });
 }
 
-const checkpointOf = (dir: string): string => {
+/** The index's checkpoint: `given` (--checkpoint) or the one its index.json records, which must still exist. */
+const checkpointOf = (dir: string, given?: string): string => {
+  if (given) return given;
   const file = path.join(dir, "index.json");
   if (!fs.existsSync(file)) throw new ClaraError("E_INDEX", `${dir} is not a CLaRa index (no index.json)`, { file });
   const cp = JSON.parse(fs.readFileSync(file, "utf8")).checkpoint;
-  if (typeof cp !== "string") throw new ClaraError("E_INDEX", `${file} does not name its checkpoint; pass --checkpoint`, { file, field: "checkpoint" });
+  if (typeof cp !== "string") throw new ClaraError("E_INDEX", `${file} does not name its checkpoint; pass --checkpoint <stage3.npz>`, { file, field: "checkpoint" });
+  if (!fs.existsSync(cp)) {
+    throw new ClaraError("E_INDEX", `the index was built with ${cp}, which no longer exists (moved?); pass --checkpoint <its new path>`, { file, field: "checkpoint" });
+  }
   return cp;
 };
+
+const CHECKPOINT_OVERRIDE = { type: "string", describe: "the index's stage-3 checkpoint, when it is no longer where index.json says" } as const;
 
 function progress(quiet: boolean) {
   return (done: number, total: number) => {
@@ -101,9 +108,14 @@ async function main(argv: string[]) {
         .command(
           "add <input>",
           "compress more documents into an existing index",
-          (c) => c.positional("input", { type: "string", demandOption: true }).option("index", { type: "string", demandOption: true }).option("batch-size", { type: "number", default: 8 }),
+          (c) =>
+            c
+              .positional("input", { type: "string", demandOption: true })
+              .option("index", { type: "string", demandOption: true })
+              .option("checkpoint", CHECKPOINT_OVERRIDE)
+              .option("batch-size", { type: "number", default: 8 }),
           async (a) => {
-            const clara = await ClaraModel.load(checkpointOf(a.index));
+            const clara = await ClaraModel.load(checkpointOf(a.index, a.checkpoint));
             const index = await ClaraIndex.open(a.index, clara);
             const before = index.size;
             await index.add(await readDocuments(a.input, clara.docMaxLength, clara), { batchSize: a["batch-size"], onProgress: progress(a.quiet) });
@@ -120,11 +132,12 @@ async function main(argv: string[]) {
         c
           .positional("question", { type: "string" })
           .option("index", { type: "string", demandOption: true })
+          .option("checkpoint", CHECKPOINT_OVERRIDE)
           .option("k", { type: "number", default: 5 })
           .option("max-tokens", { type: "number", default: 64 })
           .option("interactive", { type: "boolean", default: false }),
       async (a) => {
-        const clara = await ClaraModel.load(checkpointOf(a.index));
+        const clara = await ClaraModel.load(checkpointOf(a.index, a.checkpoint));
         const index = await ClaraIndex.open(a.index, clara);
         if (a.interactive) {
           const rl = readline.createInterface({ input: process.stdin, output: process.stderr, prompt: "question> " });

@@ -87,6 +87,17 @@ export class ClaraIndex {
    * so tools can reopen the index with its model.
    */
   static async build(clara: ClaraModel, docs: IndexDocument[], dir: string, options: BuildOptions = {}, checkpoint?: string): Promise<ClaraIndex> {
+    // Checks before the expensive part: an index is never overwritten, and one that search
+    // could not use is not built.
+    if (fs.existsSync(dir) && !(fs.statSync(dir).isDirectory() && fs.readdirSync(dir).length === 0)) {
+      throw new ClaraError("E_INDEX", `${dir} already exists; an index is never overwritten: choose another folder, or remove it first`, { file: dir, field: "out" });
+    }
+    if (!(await clara.hasAdapter(ADAPTERS.queryReasoner))) {
+      throw new ClaraError("E_INVALID_ARGUMENT", "this model has no query_reasoner adapter, so its index could not be searched: build it from a stage-3 checkpoint", {
+        file: checkpoint,
+        field: "checkpoint",
+      });
+    }
     const now = new Date().toISOString();
     const meta: IndexMetadata = {
       format: INDEX_FORMAT,
@@ -165,6 +176,7 @@ export class ClaraIndex {
 
   /** The k best documents for each query, by the query reasoner's cosine (spec §1.6). */
   async search(queries: string[], k = 5): Promise<Array<Array<{ index: number; score: number }>>> {
+    this.checkK(k);
     const q = await this.encodeQueries(queries);
     const hits = await this.clara.handle.indexSearch(this.nativeName, flatten(q), k);
     return this.hitsOf(hits, queries.length);
@@ -172,6 +184,7 @@ export class ClaraIndex {
 
   /** Retrieves the k best documents and answers from their compressed vectors. */
   async answer(question: string, options: { k?: number } & ClaraGenerateOptions = {}): Promise<Answer> {
+    this.checkK(options.k ?? 5);
     const t0 = performance.now();
     const q = await this.encodeQueries([question]);
     const t1 = performance.now();
@@ -187,6 +200,11 @@ export class ClaraIndex {
       sources: found.map((h) => ({ ...this.docs[h.index], score: h.score })),
       timings: { queryMs: t1 - t0, searchMs: t2 - t1, generateMs: t3 - t2, totalMs: t3 - t0 },
     };
+  }
+
+  /** k documents must exist to be retrieved (the reference raises for k > N as well). */
+  private checkK(k: number): void {
+    if (!Number.isInteger(k) || k < 1 || k > this.docs.length) throw invalidArgument("k", `an integer from 1 to ${this.docs.length} (the documents in the index)`, k);
   }
 
   document(i: number): StoredDocument {

@@ -312,6 +312,9 @@ export interface Prepared {
  */
 export function prepareStage(stage: StageName, settings: Settings, ui: Ui): Prepared {
   const e = withDefaults(stage, settings);
+  if (fs.existsSync(e.out as string) && fs.statSync(e.out as string).isDirectory()) {
+    throw new ClaraError("E_IO", `is a folder; --out names the checkpoint file to write, e.g. ${path.join(e.out as string, `${stage}.npz`)}`, { file: e.out as string, field: "--out" });
+  }
   ensureWritableDir(path.dirname(path.resolve(e.out as string)), "--out");
   ensureWritableDir(e.results as string, "--results");
   if (stage === "stage1" || e.model !== undefined) checkModelPath(e.model as string);
