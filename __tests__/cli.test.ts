@@ -195,6 +195,11 @@ describe("bad input: exit 2 and one line naming the file, line, field and fix", 
     expect(readCheckpoint(unfinished).metadata).toMatchObject({ complete: true, step: 1 });
   });
 
+  test("a document length past the model's context is refused before anything loads", () => {
+    const line = expectBadInput(cli(["stage1", "--model", model, "--data", "pre.jsonl", "--doc-max-length", "100000", "--compression-rate", "16", "--quiet", "--no-plots", "--out", "ck/long.npz"]));
+    expect(line).toMatch(/--doc-max-length: a document of 100000 tokens needs 106253 positions .* the model's context is 4096; lower --doc-max-length/);
+  });
+
   test("--out that is a folder is refused before training", () => {
     fs.mkdirSync(path.join(work, "outdir"), { recursive: true });
     const line = expectBadInput(cli(["stage1", "--model", model, "--data", "pre.jsonl", ...TINY, "--max-steps", "1", "--out", "outdir", "--quiet", "--no-plots"]));
@@ -390,6 +395,31 @@ describe("running", () => {
     } finally {
       fs.renameSync(path.join(work, "pck", "s3-away.npz"), s3);
     }
+    // A 10^6-character question (through stdin: argv cannot hold it) is refused in one line, and
+    // the interactive session answers the next question.
+    const r = spawnSync(process.execPath, [path.join(REPO, "dist", "tools", "clara.js"), "ask", "--index", "idx", "--interactive", "--max-tokens", "2"], {
+      cwd: work,
+      encoding: "utf8",
+      timeout: 120_000,
+      input: `${"Velmora ".repeat(125_000)}\nWho founded it?\n`,
+    });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/clara: prompt: a prompt of \d+ tokens plus 2 new tokens runs past the model's context of 4096 tokens/m);
+    expect(r.stdout).toMatch(/\(\d+ ms: query/);
+  });
+
+  test("a 10^6-character document and question in the training data are truncated, with a warning, not a crash", () => {
+    const huge = "Velmora ".repeat(125_000);
+    fs.writeFileSync(path.join(work, "huge.jsonl"), JSON.stringify({ data_type: "qa", question: [huge], answers: ["x"], docs: [huge] }) + "\n" + fs.readFileSync(path.join(work, "pre.jsonl"), "utf8"));
+    const r = cli(["stage1", "--model", model, "--data", "huge.jsonl", ...TINY, "--batch-size", "2", "--max-steps", "1", "--out", "ck/huge.npz", "--no-plots"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/truncated/);
+  });
+
+  test("stage 3 from a stage-1 checkpoint is allowed, as in the reference, with a warning", () => {
+    const r = cli(["stage3", "--from", s1, "--data", "s3.jsonl", "--k", "2", "--candidates", "4", "--max-steps", "1", "--out", "ck/s3-from-1.npz", "--no-plots"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/warning: stage3 starts from a stage-1 checkpoint .*stage 2 first usually answers better/);
   });
 
   test("the demo's settings are a valid config whose data files exist", () => {

@@ -178,6 +178,14 @@ describe("ClaraIndex", () => {
     await clara.dispose();
   }, 300_000);
 
+  it("E_MEMORY: an index whose documents could not be compressed within MLX's memory limit is refused before any work", async () => {
+    // Attention over 100,003 positions: ~320 GB per document, past the limit of any machine we run on.
+    const clara = await ClaraModel.create(base, { compressionRate: 10_000, docMaxLength: 100_000, seed: 3 });
+    await clara.model.copyAdapter("compressor", "query_reasoner");
+    await expect(ClaraIndex.build(clara, docs.slice(0, 2), path.join(work, "too-big.index"))).rejects.toMatchObject({ code: "E_MEMORY", field: "batchSize" });
+    await clara.dispose();
+  });
+
   it("refuses an index built with another compression rate or compressor", async () => {
     const dir = path.join(work, "example.index");
     const other = await ClaraModel.create(base, { compressionRate: 16, docMaxLength: 64, seed: 3 });

@@ -26,8 +26,7 @@ export type ClaraErrorCode =
   | "E_PARAMETER_SHAPE" // setParameters with a shape unlike the model's (native)
   | "E_INDEX" // an index folder that is not ours or is inconsistent
   | "E_MEMORY" // work that cannot fit MLX's memory limit
-  | "E_PDF" // a file that is not a PDF, is password-protected, or has no text layer
-  | "E_CANCELLED"; // work cancelled before it finished
+  | "E_PDF"; // a file that is not a PDF, is password-protected, or has no text layer
 
 export interface ClaraErrorDetails {
   file?: string;

@@ -13,7 +13,7 @@ import { hideBin } from "yargs/helpers";
 import { ClaraError, ClaraModel } from "../lib";
 import { readJsonl } from "../lib/data/jsonl";
 import { ClaraIndex, type IndexDocument } from "../lib/retrieval/clara-index";
-import { runCli, usageFailure } from "./commands/ui";
+import { formatError, runCli, usageFailure } from "./commands/ui";
 
 /** Documents from a JSONL file ({id?, text | doc | docs[0] | content, source?, page?}) or a PDF. */
 async function readDocuments(file: string, docMaxLength: number, clara: ClaraModel): Promise<IndexDocument[]> {
@@ -143,7 +143,15 @@ async function main(argv: string[]) {
           const rl = readline.createInterface({ input: process.stdin, output: process.stderr, prompt: "question> " });
           rl.prompt();
           for await (const line of rl) {
-            if (line.trim()) await printAnswer(index, line.trim(), a.k, a["max-tokens"], a.json);
+            // A bad question (too long for the model, …) is reported and the session goes on.
+            if (line.trim()) {
+              try {
+                await printAnswer(index, line.trim(), a.k, a["max-tokens"], a.json);
+              } catch (err) {
+                if (!(err instanceof ClaraError)) throw err;
+                console.error(a.json ? JSON.stringify({ type: "error", code: err.code, message: err.message }) : formatError(err, "clara"));
+              }
+            }
             rl.prompt();
           }
         } else {

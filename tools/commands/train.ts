@@ -22,6 +22,7 @@ import {
 } from "../../lib/data/records";
 import { writeFileAtomic } from "../../lib/io/atomic";
 import { readCheckpoint, type CheckpointMetadata } from "../../lib/io/checkpoint";
+import { locateModel } from "../../lib/model/files";
 import { lineChartPng, writePng } from "../../lib/report/plot";
 import { Stage1Trainer, Stage2Trainer, Stage3Trainer, type QueryReasonerInit, type StageOptions } from "../../lib/trainers/stages";
 import type { StagePlan, TrainEvent, TrainSummary } from "../../lib/trainers/trainer";
@@ -304,6 +305,8 @@ export interface Prepared {
   inputs: Record<string, unknown>;
   /** sha256 of the training settings and inputs: a complete checkpoint with this hash needs no retraining. */
   settingsHash: string;
+  /** Set by bindInputs: the stage of the starting checkpoint (stages 2-3). */
+  fromStage?: CheckpointMetadata["stage"];
 }
 
 /**
@@ -318,6 +321,7 @@ export function prepareStage(stage: StageName, settings: Settings, ui: Ui): Prep
   ensureWritableDir(path.dirname(path.resolve(e.out as string)), "--out");
   ensureWritableDir(e.results as string, "--results");
   if (stage === "stage1" || e.model !== undefined) checkModelPath(e.model as string);
+  if (stage === "stage1") checkDocumentFits(e.model as string, e.docMaxLength as number, e.compressionRate as number);
   const train = readStageRecords(stage, e, e.data as string, e.limit as number | undefined, "--data");
   const data: LoadedData = { train: train.records, escaped: train.escaped };
   if (e.evalData !== undefined) {
@@ -332,7 +336,7 @@ export function prepareStage(stage: StageName, settings: Settings, ui: Ui): Prep
 /** Checks the starting checkpoint (stages 2-3) and fixes the identity of the run's inputs. */
 export function bindInputs(p: Prepared): Prepared {
   const e = p.effective;
-  if (p.stage !== "stage1") checkFrom(p.stage, e);
+  if (p.stage !== "stage1") p.fromStage = checkFrom(p.stage, e).stage;
   const inputs: Record<string, unknown> = { dataSha256: sha256File(e.data as string) };
   if (e.evalData !== undefined) inputs.evalDataSha256 = sha256File(e.evalData as string);
   if (p.stage !== "stage1") inputs.fromSha256 = sha256File(e.from as string);
@@ -348,6 +352,19 @@ function checkModelPath(model: string): void {
   if (fs.existsSync(model)) return;
   const fix = path.normalize(model) === path.normalize(DEFAULT_MODEL) ? "fetch the default model with: npm run fetch-model" : "pass --model <folder or .gguf>";
   throw new ClaraError("E_MODEL_FILES", `the model does not exist; ${fix} (npx clara-train doctor shows what is installed)`, { file: model, field: "--model" });
+}
+
+/** The compressor reads docMaxLength + 3 + n tokens: they must fit the model's context, checked before anything loads. */
+function checkDocumentFits(model: string, docMaxLength: number, compressionRate: number): void {
+  const context = locateModel(model).config.max_position_embeddings;
+  const needed = docMaxLength + 3 + memoryTokenCount({ compressionRate, docMaxLength });
+  if (context && needed > context) {
+    throw new ClaraError(
+      "E_INVALID_ARGUMENT",
+      `a document of ${docMaxLength} tokens needs ${needed} positions in the compressor (with <ENC>, BOS, EOS and the memory tokens), but the model's context is ${context}; lower --doc-max-length`,
+      { field: "--doc-max-length" },
+    );
+  }
 }
 
 /** Whether the prepared stage's checkpoint is a complete run of exactly these settings and inputs. */
@@ -375,6 +392,13 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
   const { stage, effective: e } = p;
   const ui = o.ui;
   if (!p.settingsHash) bindInputs(p);
+  if (stage === "stage3" && p.fromStage === "stage1") {
+    ui.warn(
+      `stage3 starts from a stage-1 checkpoint (${e.from as string}): its generator has never answered in the stage-2/3 template; ` +
+        "the reference allows this, but stage 2 first usually answers better",
+      { fromStage: "stage1" },
+    );
+  }
   const out = e.out as string;
   const configFile = configFileFor(out);
   if (o.resume) {

@@ -172,7 +172,7 @@ export class CliExit extends Error {
   }
 }
 
-const INTERNAL: ReadonlySet<string> = new Set(["E_NATIVE", "E_NATIVE_LOAD", "E_DISPOSED", "E_NO_TRAINER", "E_OPTIMIZER_STATE", "E_PARAMETER_SHAPE", "E_CANCELLED", "E_MEMORY"]);
+const INTERNAL: ReadonlySet<string> = new Set(["E_NATIVE", "E_NATIVE_LOAD", "E_DISPOSED", "E_NO_TRAINER", "E_OPTIMIZER_STATE", "E_PARAMETER_SHAPE", "E_MEMORY"]);
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof CliExit) return err.code;
@@ -183,8 +183,8 @@ export function exitCodeFor(err: unknown): number {
   return EXIT.failure;
 }
 
-/** `clara-train: <file>:<line>: <field>: <message>`, on one line. */
-export function formatError(err: unknown): string {
+/** `<program>: <file>:<line>: <field>: <message>`, on one line. */
+export function formatError(err: unknown, program = "clara-train"): string {
   if (err instanceof ClaraError) {
     let message = err.message;
     const where: string[] = [];
@@ -200,10 +200,10 @@ export function formatError(err: unknown): string {
       }
     } else if (err.line !== undefined) where.push(`line ${err.line}`);
     if (err.field !== undefined) where.push(err.field);
-    return `clara-train: ${where.map((w) => `${w}: `).join("")}${oneLine(message)}`;
+    return `${program}: ${where.map((w) => `${w}: `).join("")}${oneLine(message)}`;
   }
   const e = err as Error;
-  return `clara-train: ${oneLine(String(e?.message ?? err))}`;
+  return `${program}: ${oneLine(String(e?.message ?? err))}`;
 }
 
 /** The yargs `.fail` of the small CLIs: a usage mistake prints the message and the help, exit 2. */
@@ -219,7 +219,7 @@ export function usageFailure(msg: string, err: Error | undefined, y: { help(): u
  */
 export function runCli(program: string, main: () => Promise<unknown>, hint: (err: unknown) => string = () => ""): void {
   main().catch((err: unknown) => {
-    console.error(formatError(err).replace(/^clara-train:/, `${program}:`) + hint(err));
+    console.error(formatError(err, program) + hint(err));
     if (process.argv.includes("--verbose") && err instanceof Error && err.stack) console.error(err.stack);
     process.exit(exitCodeFor(err));
   });
