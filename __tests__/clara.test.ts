@@ -123,6 +123,21 @@ describe("the three stages", () => {
     expect(out.trim()).toBe(`${entries(s1()).size + 1} (8, 32) mlx.core.uint8`);
   });
 
+  it("the MSE term is weighted by mseWeight: the reference's 0.1 by default, 0 leaves the answer loss alone", async () => {
+    const losses = async (mseWeight?: number) => {
+      const t = await Stage1Trainer.create(base, records, { ...common, ...train, out: path.join(work, `mse-${mseWeight}.npz`), maxSteps: 1, mseWeight });
+      const [h] = (await t.run()).history;
+      await t.clara.dispose();
+      return h;
+    };
+    const byDefault = await losses();
+    expect(byDefault.loss).toBeCloseTo(byDefault.parts.ce + 0.1 * byDefault.parts.mse, 5);
+    const none = await losses(0);
+    expect(none.parts.mse).toBeGreaterThan(0);
+    expect(none.loss).toBeCloseTo(none.parts.ce, 6);
+    await expect(losses(-1)).rejects.toMatchObject({ code: "E_INVALID_ARGUMENT", field: "mseWeight" });
+  });
+
   it("stage 2 starts a fresh generator on the stage-1 compressor and trains both", async () => {
     const inst = deriveInstructionRecords(records, { k: 3, seed: 1 }).slice(0, 12);
     const t = await Stage2Trainer.fromCheckpoint(s1(), inst, { ...train, out: s2(), maxSteps: 2 });

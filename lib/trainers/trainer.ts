@@ -42,6 +42,12 @@ export interface TrainOptions {
   checkpointEvery?: number;
   /** Also write one when this many minutes passed since the last (0: off; default DEFAULTS.checkpointMinutes). */
   checkpointMinutes?: number;
+  /**
+   * Weight of the stage-1/2 MSE between the mean memory-token and mean document-token states
+   * (default DEFAULTS.mseWeight, the reference's 0.1). In short runs it can collapse every memory
+   * slot onto the document mean before the generator learns to read them (docs/training-recipe.md).
+   */
+  mseWeight?: number;
   /** Continue from `out`'s unfinished checkpoint and optimizer state. */
   resume?: boolean;
   /** Stops after the current update; a resumable checkpoint is written first. */
@@ -137,6 +143,7 @@ export function resolved(options: TrainOptions, defaults: StagePlan<unknown>["de
     evalEvery: options.evalEvery ?? 0,
     checkpointEvery: options.checkpointEvery ?? 0,
     checkpointMinutes: options.checkpointMinutes ?? DEFAULTS.checkpointMinutes,
+    mseWeight: options.mseWeight ?? DEFAULTS.mseWeight,
     maxSteps: options.maxSteps,
   };
 }
@@ -208,7 +215,8 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   emit({ type: "start", stage: plan.stage, step, totalSteps, examples: plan.train.length, evalExamples: plan.eval.length, trainable });
 
   const orderFor = (epoch: number) => new Random(subSeed(o.seed, `epoch-${epoch}`)).shuffle(plan.train.map((_, i) => i));
-  const spec = { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau };
+  if (!(o.mseWeight >= 0 && Number.isFinite(o.mseWeight))) throw new ClaraError("E_INVALID_ARGUMENT", `mseWeight must be a number >= 0, got ${o.mseWeight}`, { field: "mseWeight" });
+  const spec = { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau, mseWeight: o.mseWeight };
   let lastSave = performance.now();
   const save = async (complete: boolean) => {
     lastSave = performance.now();

@@ -38,6 +38,7 @@ export const SETTINGS: Record<string, SettingSpec> = {
   k: { group: "CLaRa:", kind: "int", describe: "documents per prompt", help: { stage2: "documents per record (every record must have k)", stage3: "documents the retriever selects per question (top-k)", "make-data": "documents per stage-2 record (default 5)" }, commands: ["stage2", "stage3", "make-data"] },
   candidates: { group: "CLaRa:", kind: "int", describe: "keep N candidates per question (the positives and the first others)", help: { "make-data": "candidate documents per stage-3 record (default 20)" }, commands: ["stage3", "make-data"] },
   tau: { group: "CLaRa:", kind: "number", describe: "stage 3: temperature of the differentiable top-k", commands: ["stage3"] },
+  mseWeight: { group: "CLaRa:", kind: "number", describe: "stages 1-2: weight of the memory/document mean-state MSE (the reference's 0.1)", commands: ["stage1", "stage2"] },
   maxLength: { group: "CLaRa:", kind: "int", describe: "generator sequence limit in tokens", commands: TRAIN },
   loraRank: { group: "CLaRa:", kind: "int", describe: "LoRA rank r (stage 1; later stages keep the checkpoint's)", commands: ["stage1"] },
   loraAlpha: { group: "CLaRa:", kind: "number", describe: "LoRA α", commands: ["stage1"] },

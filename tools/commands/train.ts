@@ -149,7 +149,7 @@ function checkRanges(e: Settings): void {
     new ClaraError("E_INVALID_ARGUMENT", `must be ${expected}, got ${e[key]}`, { field: `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` });
   const positive = ["batchSize", "microBatchSize", "maxSteps", "limit", "evalLimit", "k", "candidates", "loraRank", "compressionRate", "docMaxLength", "maxLength"];
   for (const key of positive) if (e[key] !== undefined && !((e[key] as number) >= 1)) throw bad(key, "at least 1");
-  for (const key of ["evalEvery", "checkpointEvery", "checkpointMinutes", "weightDecay", "warmupRatio", "minLrRatio"]) if (e[key] !== undefined && (e[key] as number) < 0) throw bad(key, "0 or more");
+  for (const key of ["evalEvery", "checkpointEvery", "checkpointMinutes", "mseWeight", "weightDecay", "warmupRatio", "minLrRatio"]) if (e[key] !== undefined && (e[key] as number) < 0) throw bad(key, "0 or more");
   for (const key of ["lr", "epochs", "maxGradNorm", "tau", "loraAlpha"]) if (e[key] !== undefined && !((e[key] as number) > 0)) throw bad(key, "greater than 0");
   if (!((e.evalSplit as number) >= 0 && (e.evalSplit as number) < 1)) throw bad("evalSplit", "in [0, 1)");
   if (e.loraDropout !== undefined && !((e.loraDropout as number) >= 0 && (e.loraDropout as number) < 1)) throw bad("loraDropout", "in [0, 1)");
@@ -441,6 +441,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
     evalEvery: e.evalEvery as number,
     checkpointEvery: e.checkpointEvery as number,
     checkpointMinutes: e.checkpointMinutes as number,
+    mseWeight: e.mseWeight as number | undefined,
     maxLength: e.maxLength as number,
     resume: o.resume,
     recordConfig: { ...trainingSettings(e), ...p.inputs, settingsHash: p.settingsHash },
