@@ -62,6 +62,12 @@ describe("QA files", () => {
       const e = catchClara(() => readQaSet(file), "E_DATA_FIELD");
       expect({ field: e.field, line: e.line, file: e.file }).toEqual({ field, line: 2, file });
     }
+    // A 10^6-character question is refused at reading, before any model loads.
+    const huge = path.join(work, "huge-question.jsonl");
+    fs.writeFileSync(huge, JSON.stringify({ ...good, question: "why ".repeat(250_000) }) + "\n");
+    const e = catchClara(() => readQaSet(huge), "E_DATA_FIELD");
+    expect({ field: e.field, line: e.line }).toEqual({ field: "question", line: 1 });
+    expect(e.message).toMatch(/question is 999999 characters \(trimmed\); at most 2000 are accepted/);
     const dup = path.join(work, "dup.jsonl");
     fs.writeFileSync(dup, JSON.stringify(good) + "\n" + JSON.stringify(good) + "\n");
     expect(catchClara(() => readQaSet(dup), "E_DATA_FIELD").field).toBe("id");

@@ -46,6 +46,13 @@ export function readQaSet(file: string): QaItem[] {
   return items;
 }
 
+/**
+ * Longest question the evaluation accepts, in characters: a question is asked in one prompt
+ * beside k documents, and far longer text (a pasted document, a 10⁶-character line) cannot fit
+ * a model's context. Refused at reading, with its line, before any model loads.
+ */
+export const MAX_QUESTION_CHARS = 2_000;
+
 function validateQaItem(value: unknown, file: string, line: number): QaItem {
   const bad = (field: string, expected: string, actual: unknown) =>
     new ClaraError("E_DATA_FIELD", `${file}:${line}: Expected ${expected} for ${field} but received ${describe(actual)}`, { file, line, field });
@@ -68,9 +75,17 @@ function validateQaItem(value: unknown, file: string, line: number): QaItem {
   if (e.text !== undefined && typeof e.text !== "string") throw bad("evidence.text", "a string", e.text);
   const source = r.source;
   if (source !== undefined && source !== "hand-written" && source !== "llm" && source !== "extractive") throw bad("source", "hand-written, llm or extractive", source);
+  const question = str("question");
+  if (question.length > MAX_QUESTION_CHARS) {
+    throw new ClaraError("E_DATA_FIELD", `${file}:${line}: question is ${question.length} characters (trimmed); at most ${MAX_QUESTION_CHARS} are accepted (a question, not a document)`, {
+      file,
+      line,
+      field: "question",
+    });
+  }
   return {
     id: str("id"),
-    question: str("question"),
+    question,
     reference_answer: str(answer),
     category: category as QaCategory,
     keywords: (keywords as string[]).map((k) => k.trim()),
