@@ -35,12 +35,11 @@ function tempPrefix(target: string): string {
 }
 
 /**
- * Removes temp files that writeFileAtomic left beside `target` when a process was killed
- * mid-write: ours by name, and only of processes that are no longer running.
+ * Removes the temp files writeFileAtomic left in `dir` when a process was killed mid-write: ours
+ * by name (.<target>.tmp-<pid>-<hex>), for targets `belongs` accepts, and only of processes that
+ * are no longer running.
  */
-export function removeStaleTemps(target: string): void {
-  const dir = path.dirname(target);
-  const prefix = tempPrefix(target);
+export function removeStaleTemps(dir: string, belongs: (target: string) => boolean): void {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -48,9 +47,8 @@ export function removeStaleTemps(target: string): void {
     return;
   }
   for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split("-")[0]);
-    if (Number.isInteger(pid) && processAlive(pid)) continue;
+    const m = /^\.(.+)\.tmp-(\d+)-[0-9a-f]+$/.exec(name);
+    if (!m || !belongs(m[1]) || processAlive(Number(m[2]))) continue;
     quietly(() => fs.rmSync(path.join(dir, name), { force: true }));
   }
 }

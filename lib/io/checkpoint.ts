@@ -66,15 +66,25 @@ function legacyOptimizerFile(checkpoint: string): string {
   return checkpoint.replace(/\.npz$/, "") + ".optim.npz";
 }
 
+/** Whether a file name in the checkpoint's folder is one of its optimizer files (current, stale or legacy). */
+function isOptimizerFileOf(checkpoint: string, name: string): boolean {
+  const stem = path.basename(checkpoint).replace(/\.npz$/, "");
+  return name === `${stem}.optim.npz` || (name.startsWith(`${stem}.optim-`) && name.endsWith(".npz"));
+}
+
 /** The optimizer files that belong to `checkpoint` by name (current, stale and legacy). */
 export function optimizerFiles(checkpoint: string): string[] {
   const dir = path.dirname(checkpoint);
-  const stem = path.basename(checkpoint).replace(/\.npz$/, "");
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir)
-    .filter((f) => f === `${stem}.optim.npz` || (f.startsWith(`${stem}.optim-`) && f.endsWith(".npz")))
+    .filter((f) => isOptimizerFileOf(checkpoint, f))
     .map((f) => path.join(dir, f));
+}
+
+/** Removes temp files of killed writes of this checkpoint and of its optimizer files. */
+export function removeStaleCheckpointTemps(checkpoint: string): void {
+  removeStaleTemps(path.dirname(checkpoint), (target) => target === path.basename(checkpoint) || isOptimizerFileOf(checkpoint, target));
 }
 
 /** The optimizer file a checkpoint names (or the legacy <name>.optim.npz for older ones). */
@@ -124,7 +134,7 @@ export function writeTrainingCheckpoint(file: string, entries: NamedTensor[], me
   writeFileAtomic(path.join(path.dirname(file), optimizer), bytes);
   writeCheckpoint(file, entries, { ...metadata, optimizer: { file: optimizer, sha256 } });
   for (const f of optimizerFiles(file)) if (path.basename(f) !== optimizer) fs.rmSync(f, { force: true });
-  removeStaleTemps(file);
+  removeStaleCheckpointTemps(file);
 }
 
 /** The optimizer state a checkpoint names, checked against its recorded hash and step. */

@@ -6,8 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ClaraError } from "../errors";
 import { Random, subSeed } from "../data/random";
-import { removeStaleTemps } from "../io/atomic";
-import { readCheckpoint, readOptimizerState, type Stage } from "../io/checkpoint";
+import { readCheckpoint, readOptimizerState, removeStaleCheckpointTemps, type Stage } from "../io/checkpoint";
 import type { NativeOptimizerState, NativeStageBatch, NativeStepResult } from "../native";
 import { memoryInfo } from "../runtime";
 import type { ClaraModel } from "../clara/clara-model";
@@ -210,7 +209,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   }
   fs.mkdirSync(path.dirname(path.resolve(options.out)), { recursive: true });
   // Temp files of earlier writes that were killed (ours by name, of processes gone) go now.
-  removeStaleTemps(options.out);
+  removeStaleCheckpointTemps(options.out);
   // Only rank 0 reports and writes; every rank computes.
   const emit = (e: TrainEvent) => {
     if (leader) options.onEvent?.(e);
