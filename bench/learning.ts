@@ -64,7 +64,7 @@ const RECIPE = {
    * template with the document itself as the target, so every document token is supervised.
    */
   reconstruction: 1,
-  stage1: { steps: 150, lr: 1e-3, batchSize: 4, microBatchSize: 2, warmupRatio: 0.03, evalEvery: 50 },
+  stage1: { steps: 150, lr: 1e-3, batchSize: 4, microBatchSize: 2, warmupRatio: 0.03, evalEvery: 50, mseWeight: 0 },
   stage2: { steps: 16, lr: 5e-4, batchSize: 8, microBatchSize: 4, warmupRatio: 0.05, evalEvery: 0 },
   stage3: { steps: 16, lr: 1e-4, batchSize: 8, microBatchSize: 4, warmupRatio: 0, evalEvery: 0, candidates: 10, k: 5 },
   /** Held-out probes: documents (up to 60) × questions per document. */
@@ -193,6 +193,7 @@ async function main() {
       microBatchSize: o.microBatchSize,
       lr: o.lr,
       warmupRatio: o.warmupRatio,
+      mseWeight: o.mseWeight,
       maxSteps: o.steps,
       epochs: 100,
       evalEvery: o.evalEvery,
