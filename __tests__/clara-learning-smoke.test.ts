@@ -8,7 +8,6 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Stage1Trainer, type PretrainRecord } from "../lib";
-import type { ClaraModel } from "../lib/clara/clara-model";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
 
 const HIDDEN = 64;
@@ -30,12 +29,8 @@ afterAll(() => {
   for (const d of [base, work]) fs.rmSync(d, { recursive: true, force: true });
 });
 
-/** Mean stage-1 answer CE of `records` read from their compressed documents (a held-out loss pass). */
-async function answerCe(clara: ClaraModel, records: PretrainRecord[]): Promise<number> {
-  const t = new Stage1Trainer(clara, records, { out: path.join(work, "ce-only.npz"), evalRecords: records, maxSteps: 0 });
-  const { evals } = await t.run();
-  return evals.at(-1)!.parts.ce;
-}
+/** Mean stage-1 answer CE of `records` read from their compressed documents. */
+const answerCe = async (t: Stage1Trainer, records: PretrainRecord[]) => (await t.lossOn(records)).parts.ce;
 
 const withOtherDoc = (records: PretrainRecord[]) => records.map((r, i) => ({ ...r, doc: records[(i + 7) % records.length].doc }));
 
@@ -53,12 +48,12 @@ it("stage 1 on a tiny model: held-out answers are read from the compressed docum
     maxSteps: STEPS,
     lr: 2e-3,
   });
-  const untrainedGap = (await answerCe(t.clara, withOtherDoc(heldOut))) - (await answerCe(t.clara, heldOut));
+  const untrainedGap = (await answerCe(t, withOtherDoc(heldOut))) - (await answerCe(t, heldOut));
   const started = performance.now();
   await t.run();
   const seconds = (performance.now() - started) / 1000;
-  const own = await answerCe(t.clara, heldOut);
-  const other = await answerCe(t.clara, withOtherDoc(heldOut));
+  const own = await answerCe(t, heldOut);
+  const other = await answerCe(t, withOtherDoc(heldOut));
   await t.clara.dispose();
   console.log(`smoke: ${STEPS} updates in ${seconds.toFixed(0)} s; held-out answer CE ${own.toFixed(3)} own document, ${other.toFixed(3)} another (untrained gap ${untrainedGap.toFixed(3)})`);
   expect(Math.abs(untrainedGap)).toBeLessThan(0.05);

@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ClaraError, ClaraModel, readCheckpoint, readNpz, Stage1Trainer, Stage2Trainer, Stage3Trainer } from "../lib";
+import { writeCheckpoint } from "../lib/io/checkpoint";
 import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/derive";
 import { SYSTEM_PROMPTS } from "../lib/clara/templates";
 import { memoryTokenCount } from "../lib/clara/config";
@@ -136,6 +137,51 @@ describe("the three stages", () => {
     expect(none.parts.mse).toBeGreaterThan(0);
     expect(none.loss).toBeCloseTo(none.parts.ce, 6);
     await expect(losses(-1)).rejects.toMatchObject({ code: "E_INVALID_ARGUMENT", field: "mseWeight" });
+  });
+
+  it("lossOn is the held-out loss at the current weights, and a probe may call it without disturbing the run", async () => {
+    const held = records.slice(0, 3);
+    const run = async (probeLoss: boolean) => {
+      const t = await Stage1Trainer.create(base, records, {
+        ...common, ...train, out: path.join(work, `loss-on-${probeLoss}.npz`), maxSteps: 3, evalEvery: 1, evalRecords: held, mseWeight: 0.3,
+        probe: probeLoss ? async () => void (await t.lossOn(records.slice(3, 5))) : undefined,
+      });
+      const before = await t.lossOn(held);
+      const summary = await t.run();
+      const after = await t.lossOn(held);
+      const params = new Map(await t.clara.model.parameters());
+      await t.clara.dispose();
+      return { before, after, summary, params };
+    };
+    const plain = await run(false);
+    const probed = await run(true);
+    // The same weights give the trainer's own held-out figure, parts and weighting included.
+    const last = plain.summary.evals.at(-1)!;
+    expect(plain.after.loss).toBeCloseTo(last.loss, 5);
+    expect(plain.after.parts.ce).toBeCloseTo(last.parts.ce, 5);
+    expect(plain.after.loss).toBeCloseTo(plain.after.parts.ce + 0.3 * plain.after.parts.mse, 5);
+    expect(plain.after.loss).not.toBeCloseTo(plain.before.loss, 3);
+    // Losses computed between updates leave the updates as they were.
+    expect(probed.summary.history.map((h) => h.loss)).toEqual(plain.summary.history.map((h) => h.loss));
+    expect(sameTensor(probed.params.get("clara.mem_embeddings"), plain.params.get("clara.mem_embeddings"))).toBe(true);
+  });
+
+  it("E_BUSY: during a run, a second trainer or new weights on the same model are refused, and allowed again after it", async () => {
+    const codes: string[] = [];
+    const t = await Stage1Trainer.create(base, records, {
+      ...common, ...train, out: path.join(work, "busy.npz"), maxSteps: 2, evalEvery: 1,
+      probe: async () => {
+        const second = new Stage1Trainer(t.clara, records, { ...train, out: path.join(work, "busy-2.npz"), maxSteps: 1 });
+        for (const p of [second.run(), (async () => t.clara.model.setParameters(await t.clara.model.parameters("clara.mem_embeddings")))()]) {
+          codes.push(await p.then(() => "ok", (e: ClaraError) => e.code));
+        }
+      },
+    });
+    const summary = await t.run();
+    expect(codes).toEqual(["E_BUSY", "E_BUSY", "E_BUSY", "E_BUSY"]);
+    expect(summary.history.map((h) => h.step)).toEqual([1, 2]);
+    await t.clara.model.setParameters(await t.clara.model.parameters("clara.mem_embeddings"));
+    await t.clara.dispose();
   });
 
   it("stage 2 starts a fresh generator on the stage-1 compressor and trains both", async () => {
@@ -276,6 +322,24 @@ describe("resume", () => {
     const t = await Stage1Trainer.create(base, records, { ...common, out: file, batchSize: 4, microBatchSize: 2, maxSteps: 6, lr: 5e-4, seed: 11, resume: true });
     await expect(t.run()).rejects.toMatchObject({ code: "E_CHECKPOINT_MISMATCH", field: "lr" });
     await t.clara.dispose();
+  });
+
+  it("resumes a checkpoint written before mseWeight was recorded when it is left at the value those runs used", async () => {
+    const file = path.join(work, "resume", "before-mse-weight.npz");
+    await run(file, { stopAfter: 1 });
+    const { entries: saved, metadata } = readCheckpoint(file);
+    delete (metadata.config as Record<string, unknown>).mseWeight;
+    writeCheckpoint(file, saved, metadata);
+    const resume = async (mseWeight?: number) => {
+      const t = await Stage1Trainer.create(base, records, { ...common, out: file, batchSize: 4, microBatchSize: 2, maxSteps: 6, lr: 1e-3, seed: 11, resume: true, mseWeight });
+      try {
+        return await t.run();
+      } finally {
+        await t.clara.dispose();
+      }
+    };
+    await expect(resume(0)).rejects.toMatchObject({ code: "E_CHECKPOINT_MISMATCH", field: "mseWeight" });
+    expect((await resume()).steps).toBe(6);
   });
 
   it("stops on a non-finite loss without touching the last checkpoint", async () => {

@@ -215,3 +215,36 @@ describe("compression-quality metrics", () => {
     catchClara(() => keywordMatch("x", []), "E_INVALID_ARGUMENT");
   });
 });
+
+describe("memoryDiversity (the collapse diagnostic of bench:learning)", () => {
+  const { memoryDiversity, meanSe, pairedGap } = require("../lib/eval/heldout") as typeof import("../lib/eval/heldout");
+  const { tensor } = require("../lib/tensor") as typeof import("../lib/tensor");
+
+  it("is 1 when every document compresses to the same memories and every slot is one vector", () => {
+    const same = new Float32Array(3 * 2 * 4);
+    for (let d = 0; d < 3; d++) for (let s = 0; s < 2; s++) same.set([1, 2, 3, 4], (d * 2 + s) * 4);
+    expect(memoryDiversity(tensor("float32", [3, 2, 4], same))).toEqual({ betweenDocuments: 1, firstLastSlot: 1 });
+  });
+
+  it("is 0 for orthogonal documents and orthogonal slots", () => {
+    // doc 0: slots e0, e1; doc 1: slots e2, e3 — every pair orthogonal.
+    const x = new Float32Array(2 * 2 * 4);
+    x[0] = 1; x[4 + 1] = 1; x[8 + 2] = 1; x[12 + 3] = 1;
+    expect(memoryDiversity(tensor("float32", [2, 2, 4], x))).toEqual({ betweenDocuments: 0, firstLastSlot: 0 });
+  });
+
+  it("averages the pairwise cosines", () => {
+    // Three one-slot documents: e0, e0, e1 → pairs (1, 0, 0) → 1/3.
+    const x = new Float32Array([1, 0, 1, 0, 0, 1]);
+    expect(memoryDiversity(tensor("float32", [3, 1, 2], x)).betweenDocuments).toBeCloseTo(1 / 3, 4);
+  });
+
+  it("refuses what is not float32 [N, n, H]", () => {
+    expect(() => memoryDiversity(tensor("float32", [2, 4], new Float32Array(8)))).toThrow(/float32 \[N, n, H\]/);
+  });
+
+  it("meanSe and pairedGap give the mean and its standard error", () => {
+    expect(meanSe([1, 2, 3, 4])).toEqual([2.5, +Math.sqrt(5 / 3 / 4).toFixed(4)]);
+    expect(pairedGap([1, 1, 1], [0, 0, 0])).toEqual({ mean: 1, se: 0 });
+  });
+});

@@ -36,6 +36,7 @@ import { recallAtK } from "../lib/eval/metrics";
 import {
   answerFromCompressed,
   answerFromCompressedDocs,
+  compressDistinct,
   answerFromText,
   heldOutProbes,
   meanSe,
@@ -43,10 +44,10 @@ import {
   type HeldOutAnswers,
   type HeldOutProbe,
   type HeldOutScores,
+  type MemoryDiversity,
 } from "../lib/eval/heldout";
 import { packageRoot } from "../lib/native";
 import { lineChartPng, writePng } from "../lib/report/plot";
-import type { Tensor } from "../lib/tensor";
 import type { TrainEvent } from "../lib/trainers/trainer";
 import { generateExampleData } from "../tools/make-example-data";
 import { machine, writeBenchResult } from "./machine";
@@ -76,13 +77,6 @@ type Recipe = typeof RECIPE;
 
 type Scores = HeldOutScores;
 type Probe = HeldOutProbe;
-
-/** Compresses each distinct text once: the held-out candidates repeat across questions. */
-async function compressDistinct(clara: ClaraModel, texts: string[]): Promise<Map<string, Tensor>> {
-  const distinct = [...new Set(texts)];
-  const all = await clara.compressDocuments(distinct, { batchSize: 8 });
-  return new Map(distinct.map((t, i) => [t, sliceRows(all, i, 1)]));
-}
 
 // ---------------------------------------------------------------------------------------
 // Data: training records and held-out probes
@@ -131,6 +125,9 @@ interface CurvePoint {
   step: number;
   seconds: number;
   compressed: Scores;
+  memory?: MemoryDiversity;
+  /** Held-out stage-1 answer CE from the record's own compressed document and from another's: equal when nothing is read. */
+  answerCe?: { ownDocument: number; otherDocument: number };
   examples: Array<{ question: string; gold: string; prediction: string }>;
 }
 
@@ -210,9 +207,10 @@ async function main() {
       probe: async (step) => {
         const r = await answerFromCompressed(trainer.clara, data.probes, recipe.maxNewTokens);
         const s = r.scores;
+        const reads = await readingGap(trainer, data.heldOutLoss);
         state.stage1!.curve = state.stage1!.curve.filter((p) => p.step < step);
-        state.stage1!.curve.push({ step, seconds: +trainSecondsSoFar().toFixed(0), compressed: s, examples: examples(r.texts) });
-        log(`stage1 @${step}: compressed F1 ${s.f1} ± ${s.f1Se}, Cover-EM ${s.coverEm} ± ${s.coverEmSe}`);
+        state.stage1!.curve.push({ step, seconds: +trainSecondsSoFar().toFixed(0), compressed: s, memory: r.memory, answerCe: reads, examples: examples(r.texts) });
+        log(`stage1 @${step}: compressed F1 ${s.f1} ± ${s.f1Se}, Cover-EM ${s.coverEm} ± ${s.coverEmSe}; memory cosine between documents ${r.memory?.betweenDocuments}, first/last slot ${r.memory?.firstLastSlot}; held-out answer CE ${reads.ownDocument} own document, ${reads.otherDocument} another`);
         if (step === o.steps) {
           state.stage1!.targets = stage1Targets(r, state);
           // Generation cost from compressed context, for the same questions as the full-text baseline.
@@ -249,8 +247,9 @@ async function main() {
     const trainSecondsSoFar = () => startedBefore + (performance.now() - t0) / 1000;
     if (!resume) {
       const r = await answerFromCompressed(clara, data.probes, recipe.maxNewTokens);
-      state.stage1.curve = [{ step: 0, seconds: 0, compressed: r.scores, examples: examples(r.texts) }];
-      log(`stage1 @0 (untrained): compressed F1 ${r.scores.f1}, Cover-EM ${r.scores.coverEm}`);
+      const reads = await readingGap(trainer, data.heldOutLoss);
+      state.stage1.curve = [{ step: 0, seconds: 0, compressed: r.scores, memory: r.memory, answerCe: reads, examples: examples(r.texts) }];
+      log(`stage1 @0 (untrained): compressed F1 ${r.scores.f1}, Cover-EM ${r.scores.coverEm}; memory cosine between documents ${r.memory?.betweenDocuments}, first/last slot ${r.memory?.firstLastSlot}; held-out answer CE ${reads.ownDocument} own document, ${reads.otherDocument} another`);
       await save();
     }
     const summary = await trainer.run();
@@ -262,6 +261,14 @@ async function main() {
   }
   // Stages 2 and 3 are added on top of the stage-1 checkpoint below.
   await stagesTwoAndThree(state, data, dir, save, log);
+}
+
+/** Held-out answer CE with each record's own document and with another record's (the generator reads the slots only if the second is higher). */
+async function readingGap(trainer: Stage1Trainer, records: PretrainRecord[]) {
+  const other = records.map((r, i) => ({ ...r, doc: records[(i + 7) % records.length].doc }));
+  const own = (await trainer.lossOn(records)).parts.ce;
+  const another = (await trainer.lossOn(other)).parts.ce;
+  return { ownDocument: +own.toFixed(4), otherDocument: +another.toFixed(4) };
 }
 
 function baselineKey(clara: ClaraModel, probes: Probe[], maxNewTokens: number): string {
@@ -303,7 +310,7 @@ async function stagesTwoAndThree(state: State, data: Data, dir: string, save: ()
     const trainSeconds = (performance.now() - t0) / 1000;
     const clara = trainer.clara;
     const held = data.heldInstruction;
-    const cache = await compressDistinct(clara, held.flatMap((r) => r.docs));
+    const cache = (await compressDistinct(clara, held.flatMap((r) => r.docs))).byText;
     const compressed = await answerFromCompressedDocs(
       clara,
       held.map((r) => ({ question: r.question, answer: r.answer, compressed: concatRows(r.docs.map((d) => cache.get(d)!)) })),
@@ -338,7 +345,7 @@ async function stagesTwoAndThree(state: State, data: Data, dir: string, save: ()
       onEvent: (e: TrainEvent) => e.type === "step" && log(`stage3 ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(3)} ${e.stepSeconds.toFixed(1)} s`),
     });
     const clara = trainer.clara;
-    const cache = await compressDistinct(clara, held.flatMap((r) => r.docs));
+    const cache = (await compressDistinct(clara, held.flatMap((r) => r.docs))).byText;
     const candidates = held.map((r) => concatRows(r.docs.map((d) => cache.get(d)!)));
     const questions = held.map((r) => r.question);
     const recalls = async () => {

@@ -21,6 +21,7 @@ export type ClaraErrorCode =
   | "E_CHECKPOINT_MISMATCH" // a checkpoint made for another base model, rate or stage
   | "E_NONFINITE" // a NaN/inf loss or gradient; nothing was applied (native)
   | "E_DISPOSED" // a model used after dispose() (native)
+  | "E_BUSY" // a call that would discard the training run in progress on the model (another trainer, new weights)
   | "E_NO_TRAINER" // a training call before createTrainer() (native)
   | "E_OPTIMIZER_STATE" // optimizer state that does not match the trainer (native)
   | "E_PARAMETER_SHAPE" // setParameters with a shape unlike the model's (native)

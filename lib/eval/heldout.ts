@@ -33,6 +33,40 @@ export interface HeldOutAnswers {
   /** Mean prompt length in tokens, and the seconds generation took. */
   promptTokens: number;
   seconds: number;
+  /** How distinct the compressed documents are (set by answerFromCompressed). */
+  memory?: MemoryDiversity;
+}
+
+/**
+ * Collapse diagnostics of compressed documents [N, n, H]: a compressor whose memories all point
+ * the same way gives the generator nothing to read, whatever its answer loss says.
+ */
+export interface MemoryDiversity {
+  /** Mean cosine between two documents' flattened memories (1: every document compresses alike). */
+  betweenDocuments: number;
+  /** Mean cosine between the first and the last memory slot of one document (1: one slot repeated). */
+  firstLastSlot: number;
+}
+
+export function memoryDiversity(compressed: Tensor): MemoryDiversity {
+  const [docs, slots, hidden] = compressed.shape;
+  if (compressed.dtype !== "float32" || compressed.shape.length !== 3) throw new Error(`memoryDiversity wants float32 [N, n, H], got ${compressed.dtype} [${compressed.shape}]`);
+  const x = compressed.data as Float32Array;
+  const width = slots * hidden;
+  const cos = (a: number, b: number, len: number) => {
+    let dot = 0, na = 0, nb = 0;
+    for (let i = 0; i < len; i++) {
+      dot += x[a + i] * x[b + i];
+      na += x[a + i] * x[a + i];
+      nb += x[b + i] * x[b + i];
+    }
+    return dot / Math.sqrt(Math.max(na * nb, 1e-30));
+  };
+  let between = 0, pairs = 0;
+  for (let i = 0; i < docs; i++) for (let j = i + 1; j < docs; j++, pairs++) between += cos(i * width, j * width, width);
+  let firstLast = 0;
+  for (let i = 0; i < docs; i++) firstLast += cos(i * width, i * width + (slots - 1) * hidden, hidden);
+  return { betweenDocuments: round(pairs ? between / pairs : 1), firstLastSlot: round(docs ? firstLast / docs : 1) };
 }
 
 /** The first `questionsPerDoc` questions of each QA record. */
@@ -82,21 +116,26 @@ function stopAtLineEnd(clara: ClaraModel): number[] {
   return [...tok.stopTokenIds, ...(newline.length === 1 ? newline : [])];
 }
 
+/** Compresses each distinct text once (questions share documents): each text's [1, n, H], and all of them [N, n, H]. */
+export async function compressDistinct(clara: ClaraModel, texts: readonly string[]): Promise<{ byText: Map<string, Tensor>; all: Tensor }> {
+  const distinct = [...new Set(texts)];
+  const all = await clara.compressDocuments(distinct, { batchSize: 8 });
+  return { byText: new Map(distinct.map((t, i) => [t, sliceRows(all, i, 1)])), all };
+}
+
 /** Stage 1's QA probe: each question asked after its record's earlier pairs, the compressed document in the slot. */
 export async function answerFromCompressed(clara: ClaraModel, probes: readonly HeldOutProbe[], maxTokens: number): Promise<HeldOutAnswers> {
   // Several questions share a document: each document is compressed once.
-  const docs = [...new Set(probes.map((p) => p.doc))];
-  const row = new Map(docs.map((d, i) => [d, i]));
-  const compressed = await clara.compressDocuments(docs);
+  const { byText, all } = await compressDistinct(clara, probes.map((p) => p.doc));
   const prompts = probes.map((p) => clara.templates.qaProbePrompt(p.question, p.earlier));
   const t0 = performance.now();
   const outs = await clara.generateFromPrompts(
     prompts,
-    probes.map((p) => sliceRows(compressed, row.get(p.doc)!, 1)),
+    probes.map((p) => byText.get(p.doc)!),
     { maxTokens, batchSize: 10, stopTokens: stopAtLineEnd(clara) },
   );
   const promptTokens = prompts.reduce((a, p) => a + p.length, 0) / prompts.length;
-  return scored(outs.map(firstLine), probes.map((p) => p.answer), promptTokens, (performance.now() - t0) / 1000);
+  return { ...scored(outs.map(firstLine), probes.map((p) => p.answer), promptTokens, (performance.now() - t0) / 1000), memory: memoryDiversity(all) };
 }
 
 /**

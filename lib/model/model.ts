@@ -237,7 +237,33 @@ export class Model {
   }
 
   setParameters(entries: NamedTensor[], adapters: NativeAdapterInfo[] = []): Promise<void> {
+    this.#refuseDuringRun("setParameters");
     return this.#native.setParameters(entries, { adapters });
+  }
+
+  #runInProgress: string | null = null;
+
+  /**
+   * Marks a training run over this model's trainer until the returned release is called. Meanwhile
+   * createTrainer and setParameters, which would silently discard the run's optimizer state and
+   * step, are refused (a probe or callback that built a second trainer used to restart the run).
+   */
+  holdForTraining(run: string): () => void {
+    this.#refuseDuringRun("holdForTraining");
+    this.#runInProgress = run;
+    return () => {
+      this.#runInProgress = null;
+    };
+  }
+
+  #refuseDuringRun(call: string): void {
+    if (this.#runInProgress !== null) {
+      throw new ClaraError(
+        "E_BUSY",
+        `${call} during the ${this.#runInProgress} run on this model would discard its optimizer state; wait for the run to end, or use another model`,
+        { field: call },
+      );
+    }
   }
 
   /** Saves the named adapters (all when omitted) to an .npz that Python's mlx.core.load opens. */
@@ -281,6 +307,7 @@ export class Model {
 
   /** Prepares the optimizer over `trainable`; returns the number of trainable values. */
   createTrainer(options: TrainerOptions): Promise<{ parameters: number; tensors: number; rank: number; worldSize: number }> {
+    this.#refuseDuringRun("createTrainer");
     if (!Array.isArray(options.trainable) || options.trainable.length === 0) {
       throw invalidArgument("trainable", "a non-empty list of adapter or parameter names", options.trainable);
     }

@@ -9,7 +9,7 @@ import type { NativeStageBatch } from "../native";
 import { ADAPTERS, ClaraModel, type ClaraCreateOptions } from "../clara/clara-model";
 import { DEFAULTS } from "../clara/config";
 import type { EncodedExample } from "../clara/templates";
-import { runStage, splitRecords, type StagePlan, type TrainOptions, type TrainSummary } from "./trainer";
+import { resolved, runStage, splitRecords, type StagePlan, type TrainOptions, type TrainSummary } from "./trainer";
 
 export interface StageOptions extends TrainOptions {
   /** Generator sequence limit in tokens (the reference's max_len). */
@@ -17,6 +17,8 @@ export interface StageOptions extends TrainOptions {
   /** Held-out records; otherwise `evalSplit` of the training records are held out. */
   evalRecords?: unknown[];
 }
+
+const LOSS_ON_KEYS = -1e12;
 
 abstract class StageTrainer<R> {
   protected readonly examples = new Map<number, EncodedExample>();
@@ -38,6 +40,30 @@ abstract class StageTrainer<R> {
 
   async run(): Promise<TrainSummary> {
     return runStage(this.clara, await this.plan(), this.options);
+  }
+
+  /**
+   * The mean loss and its parts over `records` with the current weights, one record at a time,
+   * without making an optimizer: safe between updates (a probe) and before or after a run.
+   */
+  async lossOn(records: R[]): Promise<{ loss: number; parts: Record<string, number> }> {
+    if (records.length === 0) throw new ClaraError("E_INVALID_ARGUMENT", "lossOn needs at least one record", { field: "records" });
+    const plan = await this.plan();
+    const spec = { ...this.clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau, mseWeight: resolved(this.options, plan.defaults).mseWeight };
+    // Keys in a band of their own, dropped after: the training and held-out examples' cache stays as it was.
+    const keys = records.map((_, i) => LOSS_ON_KEYS - i);
+    let loss = 0;
+    const parts: Record<string, number> = {};
+    try {
+      for (let i = 0; i < records.length; i++) {
+        const r = await this.clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch: plan.batch([records[i]], [keys[i]]), spec });
+        loss += r.loss;
+        for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v / records.length;
+      }
+    } finally {
+      for (const k of keys) this.examples.delete(k);
+    }
+    return { loss: loss / records.length, parts };
   }
 
   /** Tokenizes each example once (per role: training or held-out). */

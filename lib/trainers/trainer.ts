@@ -252,77 +252,83 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
     return worldSize === 1 ? local === 1 : (await clara.handle.meanOverRanks([local]))[0] > 0;
   };
 
-  const started = performance.now();
-  const firstStep = step;
-  let interrupted = false;
-  while (step < totalSteps) {
-    if (await stopRequested()) {
-      interrupted = true;
-      break;
-    }
-    const epoch = Math.floor(step / stepsPerEpoch);
-    const order = orderFor(epoch);
-    const offset = (step % stepsPerEpoch) * batchSize;
-    const indices = order.slice(offset, offset + batchSize).slice(rank * perRank, (rank + 1) * perRank);
-    const microBatches: NativeStageBatch[] = [];
-    for (let m = 0; m < indices.length; m += o.microBatchSize) {
-      const idx = indices.slice(m, m + o.microBatchSize);
-      microBatches.push(plan.batch(idx.map((i) => plan.train[i]), idx));
-    }
-    const t0 = performance.now();
-    let r: NativeStepResult;
-    try {
-      r = await clara.handle.claraTrainStep({
-        stage: plan.nativeStage,
-        microBatches,
-        spec,
-        seed: o.seed,
-        microOffset: (rank * perRank) / o.microBatchSize,
-      });
-    } catch (err) {
-      if (err instanceof ClaraError && err.code === "E_NONFINITE") {
-        throw new ClaraError(
-          "E_NONFINITE",
-          `${plan.stage} stopped at update ${step + 1}: ${err.message}. The last good checkpoint (${options.out}, if any) is untouched; ` +
-            "lower --lr or check the data.",
-          { cause: err },
-        );
+  // Until the run ends, nothing else may make a trainer or set weights on this model.
+  const release = clara.model.holdForTraining(plan.stage);
+  try {
+    const started = performance.now();
+    const firstStep = step;
+    let interrupted = false;
+    while (step < totalSteps) {
+      if (await stopRequested()) {
+        interrupted = true;
+        break;
       }
-      throw err;
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const order = orderFor(epoch);
+      const offset = (step % stepsPerEpoch) * batchSize;
+      const indices = order.slice(offset, offset + batchSize).slice(rank * perRank, (rank + 1) * perRank);
+      const microBatches: NativeStageBatch[] = [];
+      for (let m = 0; m < indices.length; m += o.microBatchSize) {
+        const idx = indices.slice(m, m + o.microBatchSize);
+        microBatches.push(plan.batch(idx.map((i) => plan.train[i]), idx));
+      }
+      const t0 = performance.now();
+      let r: NativeStepResult;
+      try {
+        r = await clara.handle.claraTrainStep({
+          stage: plan.nativeStage,
+          microBatches,
+          spec,
+          seed: o.seed,
+          microOffset: (rank * perRank) / o.microBatchSize,
+        });
+      } catch (err) {
+        if (err instanceof ClaraError && err.code === "E_NONFINITE") {
+          throw new ClaraError(
+            "E_NONFINITE",
+            `${plan.stage} stopped at update ${step + 1}: ${err.message}. The last good checkpoint (${options.out}, if any) is untouched; ` +
+              "lower --lr or check the data.",
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+      step = r.step;
+      const stepSeconds = (performance.now() - t0) / 1000;
+      const processed = (await clara.handle.meanOverRanks([microBatches.reduce((a, b) => a + processedTokens(b), 0)]))[0] * worldSize;
+      const elapsedSeconds = (performance.now() - started) / 1000;
+      const mem = await memoryInfo();
+      history.push({ step, loss: r.loss, parts: r.parts, lr: r.lr });
+      emit({
+        type: "step",
+        stage: plan.stage,
+        step,
+        totalSteps,
+        loss: r.loss,
+        parts: r.parts,
+        lr: r.lr,
+        gradNorm: r.gradNorm,
+        tokens: processed,
+        supervisedTokens: r.tokens,
+        tokensPerSecond: processed / stepSeconds,
+        stepSeconds,
+        allreduceSeconds: r.allreduceSeconds,
+        elapsedSeconds,
+        etaSeconds: (elapsedSeconds / (step - firstStep)) * (totalSteps - step),
+        memory: { active: mem.active, peak: mem.peak },
+      });
+      if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) await evaluate();
+      const byCount = o.checkpointEvery > 0 && step % o.checkpointEvery === 0;
+      const byTime = checkpointMinutes > 0 && (performance.now() - lastSave) / 60_000 >= checkpointMinutes;
+      if ((byCount || byTime) && step < totalSteps) await save(false);
     }
-    step = r.step;
-    const stepSeconds = (performance.now() - t0) / 1000;
-    const processed = (await clara.handle.meanOverRanks([microBatches.reduce((a, b) => a + processedTokens(b), 0)]))[0] * worldSize;
-    const elapsedSeconds = (performance.now() - started) / 1000;
-    const mem = await memoryInfo();
-    history.push({ step, loss: r.loss, parts: r.parts, lr: r.lr });
-    emit({
-      type: "step",
-      stage: plan.stage,
-      step,
-      totalSteps,
-      loss: r.loss,
-      parts: r.parts,
-      lr: r.lr,
-      gradNorm: r.gradNorm,
-      tokens: processed,
-      supervisedTokens: r.tokens,
-      tokensPerSecond: processed / stepSeconds,
-      stepSeconds,
-      allreduceSeconds: r.allreduceSeconds,
-      elapsedSeconds,
-      etaSeconds: (elapsedSeconds / (step - firstStep)) * (totalSteps - step),
-      memory: { active: mem.active, peak: mem.peak },
-    });
-    if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) await evaluate();
-    const byCount = o.checkpointEvery > 0 && step % o.checkpointEvery === 0;
-    const byTime = checkpointMinutes > 0 && (performance.now() - lastSave) / 60_000 >= checkpointMinutes;
-    if ((byCount || byTime) && step < totalSteps) await save(false);
+    if (!interrupted) await evaluate();
+    await save(!interrupted);
+    emit({ type: "end", stage: plan.stage, step, interrupted, checkpoint: options.out });
+    return { stage: plan.stage, steps: step, interrupted, checkpoint: options.out, history, evals };
+  } finally {
+    release();
   }
-  if (!interrupted) await evaluate();
-  await save(!interrupted);
-  emit({ type: "end", stage: plan.stage, step, interrupted, checkpoint: options.out });
-  return { stage: plan.stage, steps: step, interrupted, checkpoint: options.out, history, evals };
 }
 
 /** Real (non-padding) tokens in a micro-batch, over every sequence it runs through the model. */
@@ -337,6 +343,12 @@ export function processedTokens(b: NativeStageBatch): number {
   return n;
 }
 
+/**
+ * Settings that checkpoints written before they existed do not record, with the value those runs
+ * used: such a checkpoint resumes when the setting is left at that value.
+ */
+const SETTINGS_ADDED_LATER: Record<string, unknown> = { mseWeight: DEFAULTS.mseWeight };
+
 /** Puts back the weights and history of an unfinished run of the same config; returns its optimizer state. */
 async function restoreWeights(
   clara: ClaraModel,
@@ -350,7 +362,8 @@ async function restoreWeights(
   if (metadata.stage !== stage) {
     throw new ClaraError("E_CHECKPOINT_MISMATCH", `${file} is a ${metadata.stage} checkpoint, not ${stage}`, { file, field: "stage" });
   }
-  const differs = Object.keys(config).filter((k) => JSON.stringify(config[k]) !== JSON.stringify(metadata.config?.[k]));
+  const recorded = (k: string) => (metadata.config && k in metadata.config ? metadata.config[k] : SETTINGS_ADDED_LATER[k]);
+  const differs = Object.keys(config).filter((k) => JSON.stringify(config[k]) !== JSON.stringify(recorded(k)));
   if (differs.length > 0) {
     throw new ClaraError(
       "E_CHECKPOINT_MISMATCH",
