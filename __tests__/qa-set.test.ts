@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { Bm25, bm25Tokens } from "../lib/eval/bm25";
 import { extractPdf, type ExtractedPdf } from "../lib/eval/pdf";
 import type { Section } from "../lib/eval/pdf-sections";
-import { extractiveQa, llmQa, makeQaSet, parseJsonObjects, readQaSet, selectQuestions, writeQaSet, type QaItem } from "../lib/eval/qa-set";
+import { extractiveQa, llmQa, makeQaSet, parseJsonObjects, QA_EXAMPLE_LINE, QA_FORMAT_HELP, readQaSet, selectQuestions, writeQaSet, type QaItem } from "../lib/eval/qa-set";
 import { squashSpace } from "../lib/eval/text";
 import { catchClara } from "./helpers/errors";
 
@@ -71,6 +71,49 @@ describe("QA files", () => {
     const dup = path.join(work, "dup.jsonl");
     fs.writeFileSync(dup, JSON.stringify(good) + "\n" + JSON.stringify(good) + "\n");
     expect(catchClara(() => readQaSet(dup), "E_DATA_FIELD").field).toBe("id");
+  });
+
+  test("the variants a person writes: integer ids, answer for reference_answer, evidence as a section title, capitalised categories", () => {
+    const file = path.join(work, "hand.jsonl");
+    const lines = [
+      { id: 1, question: "How many documents?", answer: " 400 ", category: "Numeric", evidence: "3.1 Data" },
+      { id: "q2", question: "Which split?", reference_answer: "training", answer: "training", category: "factual", evidence: { section: "3.1 Data" } },
+      { id: 3, question: "What is described?", reference_answer: "an entity", category: "detailed", evidence: { section: "3.1 Data", text: "Every document describes an entity." } },
+    ];
+    fs.writeFileSync(file, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+    expect(readQaSet(file)).toEqual([
+      { id: "1", question: "How many documents?", reference_answer: "400", category: "numeric", keywords: [], evidence: { section: "3.1 Data" } },
+      { id: "q2", question: "Which split?", reference_answer: "training", category: "factual", keywords: [], evidence: { section: "3.1 Data" } },
+      { id: "3", question: "What is described?", reference_answer: "an entity", category: "detailed", keywords: [], evidence: { section: "3.1 Data", text: "Every document describes an entity." } },
+    ]);
+  });
+
+  test("a refusal quotes the shape to write", () => {
+    const good = { id: "q1", question: "How many documents?", answer: "400", category: "numeric", evidence: "3.1 Data" };
+    const cases: Array<[Record<string, unknown>, string, string]> = [
+      [{ ...good, id: 1.5 }, "id", 'write "id": "q1" (or "id": 1)'],
+      [{ ...good, answer: undefined }, "answer", 'write "answer": "16"'],
+      [{ ...good, answer: ["400"] }, "answer", "received array of length 1"],
+      [{ ...good, reference_answer: "four hundred" }, "answer", "answer and reference_answer differ"],
+      [{ ...good, category: "trivia" }, "category", 'write "category": "numeric" (one of factual, technical, detailed, comparative, numeric)'],
+      [{ ...good, evidence: ["3.1 Data"] }, "evidence", 'write "evidence": {"section": "2.1 Compression", "page": 2, "text": "<the sentence>"} or "evidence": "2.1 Compression"'],
+      [{ ...good, evidence: { section: "3.1 Data", page: "2" } }, "evidence.page", 'write "page": 2 (1-based) or no page'],
+      [{ ...good, keywords: "400" }, "keywords", 'write "keywords": ["16"]'],
+    ];
+    for (const [record, field, message] of cases) {
+      const file = path.join(work, `shape-${field}.jsonl`);
+      fs.writeFileSync(file, JSON.stringify(record) + "\n");
+      const e = catchClara(() => readQaSet(file), "E_DATA_FIELD");
+      expect({ field: e.field, line: e.line, has: e.message.includes(message) }).toEqual({ field, line: 1, has: true });
+    }
+    const notObject = path.join(work, "not-object.jsonl");
+    fs.writeFileSync(notObject, '"How many documents?"\n');
+    expect(catchClara(() => readQaSet(notObject), "E_DATA_FIELD").message).toContain(`write a line like ${QA_EXAMPLE_LINE}`);
+    // The example that help and errors show is itself a valid line.
+    const example = path.join(work, "example.jsonl");
+    fs.writeFileSync(example, QA_EXAMPLE_LINE + "\n");
+    expect(readQaSet(example)[0]).toMatchObject({ id: "1", reference_answer: "16", evidence: { section: "2.1 Compression", page: 2 } });
+    expect(QA_FORMAT_HELP).toContain(QA_EXAMPLE_LINE);
   });
 
   test("a cut takes the categories in turn and keeps file order", () => {

@@ -1,5 +1,6 @@
 // The evaluation questions about a PDF (data/clara_paper_eval.jsonl): one JSON object per line
 //   {id, question, reference_answer, category, keywords, evidence: {section, page, text}, source}
+// (QA_FORMAT_HELP below is the format as a person writes it, with the variants the reader takes)
 // from up to three sources:
 // - a hand-written file (knowledge_data/<pdf name>_qa.jsonl; the sample paper ships one);
 // - the loaded LLM, asked per section for JSON question-answer pairs, each checked against the
@@ -25,7 +26,8 @@ export interface QaItem {
   reference_answer: string;
   category: QaCategory;
   keywords: string[];
-  evidence: { section: string; page: number; text?: string };
+  /** Where the answer is written; `text` (the sentence) locates the gold chunk best. */
+  evidence: { section: string; page?: number; text?: string };
   source?: QaSource;
   /** The PDF's name (file name without .pdf) the question is about. */
   document?: string;
@@ -37,7 +39,7 @@ export interface QaItem {
 /** Reads and validates a QA file; every problem is an E_DATA_FIELD error with file, line, field. */
 export function readQaSet(file: string): QaItem[] {
   const items = readJsonl(file).map(({ value, line }) => validateQaItem(value, file, line));
-  if (items.length === 0) throw new ClaraError("E_DATA_FORMAT", `${file} holds no questions`, { file });
+  if (items.length === 0) throw new ClaraError("E_DATA_FORMAT", `${file} holds no questions; write one JSON object per line, like ${QA_EXAMPLE_LINE}`, { file });
   const seen = new Map<string, number>();
   items.forEach((q, i) => {
     if (seen.has(q.id)) throw new ClaraError("E_DATA_FIELD", `${file}: id ${JSON.stringify(q.id)} is used twice`, { file, field: "id" });
@@ -53,29 +55,67 @@ export function readQaSet(file: string): QaItem[] {
  */
 export const MAX_QUESTION_CHARS = 2_000;
 
+/** One line of a question file as a person writes it (what `--help` shows and errors quote). */
+export const QA_EXAMPLE_LINE = JSON.stringify({
+  id: 1,
+  question: "How many memory vectors does a 256-token chunk become at rate 16?",
+  answer: "16",
+  category: "numeric",
+  keywords: ["16"],
+  evidence: { section: "2.1 Compression", page: 2, text: "At rate 16 a 256-token chunk becomes 16 memory vectors." },
+});
+
+/** The question-file format, for `clara-eval make-qa --help` and `run --help`. */
+export const QA_FORMAT_HELP = [
+  "Question file: JSONL, one question per line, for example",
+  QA_EXAMPLE_LINE,
+  "Fields:",
+  "  id          a string or an integer, unique in the file",
+  `  question    the question, at most ${MAX_QUESTION_CHARS} characters`,
+  '  answer      the reference answer, a string (also read as "reference_answer")',
+  `  category    one of ${QA_CATEGORIES.join(", ")}`,
+  "  keywords    optional: an array of words a correct answer contains",
+  '  evidence    where the answer is written: {"section": "2.1 Compression", "page": 2, "text": "<the sentence>"}',
+  '              (page and text optional), or only the section title: "2.1 Compression".',
+  "              The text finds the chunk that holds the answer (the gold chunk of retrieval recall);",
+  "              without it, the section's chunks on that page count. Questions with no gold chunk",
+  "              are left out of recall and counted in the report.",
+  "  source      optional: hand-written, llm or extractive (make-qa writes it)",
+  "  document    optional: the PDF's name without .pdf (make-qa writes it)",
+].join("\n");
+
+const SHAPES = {
+  id: '"id": "q1" (or "id": 1)',
+  question: '"question": "How many memory vectors ...?"',
+  answer: '"answer": "16"',
+  category: `"category": "numeric" (one of ${QA_CATEGORIES.join(", ")})`,
+  keywords: '"keywords": ["16"]',
+  evidence: '"evidence": {"section": "2.1 Compression", "page": 2, "text": "<the sentence>"} or "evidence": "2.1 Compression"',
+  "evidence.section": '"section": "2.1 Compression"',
+  "evidence.page": '"page": 2 (1-based) or no page',
+  "evidence.text": '"text": "<the sentence that holds the answer>" or no text',
+  source: '"source": "hand-written" (or llm, extractive) or no source',
+  document: '"document": "<pdf name without .pdf>" or no document',
+} as const;
+
 function validateQaItem(value: unknown, file: string, line: number): QaItem {
-  const bad = (field: string, expected: string, actual: unknown) =>
-    new ClaraError("E_DATA_FIELD", `${file}:${line}: Expected ${expected} for ${field} but received ${describe(actual)}`, { file, line, field });
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw bad("record", "an object", value);
+  const bad = (field: keyof typeof SHAPES, expected: string, actual: unknown) =>
+    new ClaraError("E_DATA_FIELD", `${file}:${line}: Expected ${expected} for ${field} but received ${describe(actual)}; write ${SHAPES[field]}`, { file, line, field });
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ClaraError("E_DATA_FIELD", `${file}:${line}: Expected a JSON object per line but received ${describe(value)}; write a line like ${QA_EXAMPLE_LINE}`, { file, line, field: "record" });
+  }
   const r = value as Record<string, unknown>;
-  const str = (field: string) => {
-    if (typeof r[field] !== "string" || (r[field] as string).trim() === "") throw bad(field, "a non-empty string", r[field]);
-    return (r[field] as string).trim();
+  const text = (field: "question" | "answer", v: unknown) => {
+    if (typeof v !== "string" || v.trim() === "") throw bad(field, "a non-empty string", v);
+    return v.trim();
   };
-  const answer = typeof r.reference_answer === "string" ? "reference_answer" : typeof r.answer === "string" ? "answer" : "reference_answer";
-  const category = str("category");
-  if (!(QA_CATEGORIES as readonly string[]).includes(category)) throw bad("category", `one of ${QA_CATEGORIES.join(", ")}`, category);
-  const keywords = r.keywords ?? [];
-  if (!Array.isArray(keywords) || !keywords.every((k) => typeof k === "string" && k.trim() !== "")) throw bad("keywords", "an array of non-empty strings", keywords);
-  const ev = r.evidence;
-  if (typeof ev !== "object" || ev === null || Array.isArray(ev)) throw bad("evidence", "an object {section, page, text}", ev);
-  const e = ev as Record<string, unknown>;
-  if (typeof e.section !== "string" || e.section.trim() === "") throw bad("evidence.section", "a non-empty string", e.section);
-  if (!Number.isInteger(e.page) || (e.page as number) < 1) throw bad("evidence.page", "a page number (1-based)", e.page);
-  if (e.text !== undefined && typeof e.text !== "string") throw bad("evidence.text", "a string", e.text);
-  const source = r.source;
-  if (source !== undefined && source !== "hand-written" && source !== "llm" && source !== "extractive") throw bad("source", "hand-written, llm or extractive", source);
-  const question = str("question");
+
+  let id: string;
+  if (typeof r.id === "string" && r.id.trim() !== "") id = r.id.trim();
+  else if (Number.isSafeInteger(r.id)) id = String(r.id);
+  else throw bad("id", "a non-empty string or an integer", r.id);
+
+  const question = text("question", r.question);
   if (question.length > MAX_QUESTION_CHARS) {
     throw new ClaraError("E_DATA_FIELD", `${file}:${line}: question is ${question.length} characters (trimmed); at most ${MAX_QUESTION_CHARS} are accepted (a question, not a document)`, {
       file,
@@ -83,15 +123,51 @@ function validateQaItem(value: unknown, file: string, line: number): QaItem {
       field: "question",
     });
   }
+
+  // "answer" and "reference_answer" name the same field; both is fine only when they agree.
+  if (r.answer !== undefined && r.reference_answer !== undefined && r.answer !== r.reference_answer) {
+    throw new ClaraError("E_DATA_FIELD", `${file}:${line}: answer and reference_answer differ (${describe(r.answer)} vs ${describe(r.reference_answer)}); give one of them`, { file, line, field: "answer" });
+  }
+  const answer = text("answer", r.answer ?? r.reference_answer);
+
+  const category = typeof r.category === "string" ? r.category.trim().toLowerCase() : r.category;
+  if (!(QA_CATEGORIES as readonly unknown[]).includes(category)) throw bad("category", `one of ${QA_CATEGORIES.join(", ")}`, r.category);
+
+  const keywords = r.keywords ?? [];
+  if (!Array.isArray(keywords) || !keywords.every((k) => typeof k === "string" && k.trim() !== "")) throw bad("keywords", "an array of non-empty strings", keywords);
+
+  const evidence = readEvidence(r.evidence, bad);
+
+  const source = r.source;
+  if (source !== undefined && source !== "hand-written" && source !== "llm" && source !== "extractive") throw bad("source", "hand-written, llm or extractive", source);
+  if (r.document !== undefined && typeof r.document !== "string") throw bad("document", "a string", r.document);
   return {
-    id: str("id"),
+    id,
     question,
-    reference_answer: str(answer),
+    reference_answer: answer,
     category: category as QaCategory,
     keywords: (keywords as string[]).map((k) => k.trim()),
-    evidence: { section: e.section.trim(), page: e.page as number, ...(typeof e.text === "string" && e.text.trim() ? { text: e.text.trim() } : {}) },
+    evidence,
     ...(source ? { source: source as QaSource } : {}),
     ...(typeof r.document === "string" ? { document: r.document } : {}),
+  };
+}
+
+/** `evidence` as an object {section, page?, text?} or as the section title alone. */
+function readEvidence(ev: unknown, bad: (field: keyof typeof SHAPES, expected: string, actual: unknown) => ClaraError): QaItem["evidence"] {
+  if (typeof ev === "string") {
+    if (ev.trim() === "") throw bad("evidence", "a section title or an object {section, page, text}", ev);
+    return { section: ev.trim() };
+  }
+  if (typeof ev !== "object" || ev === null || Array.isArray(ev)) throw bad("evidence", "an object {section, page, text} or a section title", ev);
+  const e = ev as Record<string, unknown>;
+  if (typeof e.section !== "string" || e.section.trim() === "") throw bad("evidence.section", "a non-empty string", e.section);
+  if (e.page !== undefined && (!Number.isInteger(e.page) || (e.page as number) < 1)) throw bad("evidence.page", "a page number (1-based)", e.page);
+  if (e.text !== undefined && typeof e.text !== "string") throw bad("evidence.text", "a string", e.text);
+  return {
+    section: e.section.trim(),
+    ...(e.page !== undefined ? { page: e.page as number } : {}),
+    ...(typeof e.text === "string" && e.text.trim() ? { text: e.text.trim() } : {}),
   };
 }
 
