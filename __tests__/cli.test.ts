@@ -15,6 +15,7 @@ import { writeTinyModel } from "../tools/tiny-model";
 import { readConfigFile } from "../tools/commands/config-file";
 import { pipelineEvalSettings, pipelineStageSettings } from "../tools/commands/resolve";
 import { withDefaults } from "../tools/commands/train";
+import { assertBuilt } from "./helpers/built-cli";
 
 const REPO = path.resolve(__dirname, "..");
 const CLI = path.join(REPO, "dist", "tools", "clara-train.js");
@@ -45,16 +46,6 @@ function expectBadInput(r: Run): string {
   return lines[0];
 }
 
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (e.name.endsWith(".ts") && !e.name.endsWith(".d.ts")) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
 function sha256(file: string): string {
   return createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 }
@@ -62,11 +53,7 @@ function sha256(file: string): string {
 const TINY = ["--doc-max-length", "64", "--compression-rate", "16"];
 
 beforeAll(() => {
-  // The CLI runs from dist/, which `npm test` builds before jest starts (a test does not compile).
-  const built = fs.existsSync(CLI) ? fs.statSync(CLI).mtimeMs : 0;
-  if (Math.max(newestSource(path.join(REPO, "tools")), newestSource(path.join(REPO, "lib"))) > built) {
-    throw new Error(`${CLI} is missing or older than the sources: run \`npm run build\` (npm test does) before this suite`);
-  }
+  assertBuilt(CLI);
 
   work = fs.mkdtempSync(path.join(os.tmpdir(), "clara-cli-"));
   const lines = fs.readFileSync(path.join(REPO, "example", "pretrain.jsonl"), "utf8").split("\n").slice(0, 24);

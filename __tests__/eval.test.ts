@@ -11,9 +11,11 @@ import * as path from "node:path";
 import { ClaraModel } from "../lib/clara/clara-model";
 import { recallAtK } from "../lib/eval/metrics";
 import { extractPdf } from "../lib/eval/pdf";
-import { loadEvaluations, REPORT_FILE } from "../lib/eval/report";
+import { formatReport, goldChunks, loadEvaluations, REPORT_FILE } from "../lib/eval/report";
+import { readQaSet } from "../lib/eval/qa-set";
+import { scoreSummary, scoreTable } from "../lib/eval/score-table";
 import { defaultPdf, generateQuestions, resolveQuestions, runEvaluationSuite, type ModelEvaluation } from "../lib/eval/suite";
-import type { AnswerAggregate, AnswerScenario } from "../lib/eval/scenarios";
+import { buildCorpus, compressChunks, ragScenario, type AnswerAggregate, type AnswerScenario } from "../lib/eval/scenarios";
 import { SAMPLE_PAPER } from "../tools/sample-paper";
 import { writeTinyModel } from "../tools/tiny-model";
 import { catchClara } from "./helpers/errors";
@@ -145,6 +147,73 @@ describe("runEvaluationSuite", () => {
       expect(md).toContain(`](${path.basename(c)})`);
     }
     expect(md).toContain("![stage1 training loss](stage1_loss.png)");
+  });
+});
+
+describe("questions without a gold chunk", () => {
+  test("are left out of recall, not scored 0, and counted", async () => {
+    const doc = await extractPdf(PDF);
+    const [a, b] = readQaSet(path.join(REPO, "knowledge_data", "sample_paper_qa.jsonl"));
+    const lost = { ...a, id: "lost", evidence: { section: "9 Nowhere", text: "A sentence that is not in the paper at all, anywhere." } };
+    const clara = await ClaraModel.load(path.join(work, "stage3.npz"));
+    try {
+      const corpus = buildCorpus(doc, [a, lost, b], clara);
+      expect(corpus.evidenceMatch).toEqual(["text", "none", "text"]);
+      const rag = await ragScenario(clara, corpus, await compressChunks(clara, corpus.chunks), { maxNewTokens: 2, batchSize: 3 });
+      for (const retriever of ["bm25", "clara"] as const) {
+        const summary = rag.retrieval[retriever]!;
+        expect({ gold: summary.goldChunks, without: summary.withoutGold }).toEqual({ gold: 2, without: ["lost"] });
+        const rows = rag.variants[`${retriever}+compressed`].rows;
+        expect(rows[1].recall).toBeUndefined();
+        const r5 = [0, 2].map((i) => recallAtK(rows[i].retrieved!.concat(), rows[i].positives!, 5));
+        expect(summary.overall["recall@5"]).toBeCloseTo((r5[0] + r5[1]) / 2, 12);
+        const agg = rag.variants[`${retriever}+compressed`].aggregate.overall;
+        expect({ n: agg.n, gold: agg.goldChunks }).toEqual({ n: 3, gold: 2 });
+        expect(agg.recall!["@5"]).toBeCloseTo((r5[0] + r5[1]) / 2, 12);
+      }
+    } finally {
+      await clara.dispose();
+    }
+  }, 60_000);
+
+  test("the report and the score table say how many have one, and warn when most have none", () => {
+    const e: ModelEvaluation = JSON.parse(JSON.stringify(suite.results[1]));
+    expect(goldChunks(e)).toMatchObject({ found: QUESTIONS, n: QUESTIONS });
+    expect(goldChunks(e).warning).toBeUndefined();
+    expect(formatReport({ evaluations: [e], charts: [], trainingCurves: [] })).toContain(`Gold chunks (the chunks holding a question's evidence): ${QUESTIONS} of ${QUESTIONS} questions (${QUESTIONS} by the evidence sentence)`);
+    // As after a broken extraction: only the first question's evidence was found.
+    e.questions.evidence = e.questions.evidence.map((x, i) => (i === 0 ? x : { ...x, chunks: [], match: "none" }));
+    const ids = e.questions.evidence.slice(1).map((x) => x.id);
+    const md = formatReport({ evaluations: [e], charts: [], trainingCurves: [] });
+    expect(md).toContain(`**Warning: ${QUESTIONS - 1} of ${QUESTIONS} questions have no gold chunk`);
+    expect(md).toContain(`1 of ${QUESTIONS} questions (1 by the evidence sentence). Retrieval recall is over those 1; the ${QUESTIONS - 1} without one (${ids.join(", ")}) are left out of it.`);
+    const table = scoreTable([e]);
+    expect(table.split("\n")[0]).toBe(`Scores on sample_paper: ${QUESTIONS} questions, 1 with a gold chunk (recall is over those); top-k 5`);
+    expect(table).toMatch(new RegExp(`\\nWarning: ${QUESTIONS - 1} of ${QUESTIONS} questions have no gold chunk`));
+  });
+});
+
+describe("the score table", () => {
+  test("one column per model in the report's order, the report's numbers", () => {
+    expect(suite.reported.map((e) => e.label)).toEqual(["stage1", "stage3", "untrained"]);
+    const table = scoreTable(suite.reported);
+    const lines = table.split("\n");
+    expect(lines[1].trim().split(/\s+/)).toEqual(["stage1", "stage3", "untrained"]);
+    const s3 = suite.results[1].scenarios;
+    const f = (x: number) => x.toFixed(3);
+    const zero = lines.find((l) => l.includes("1. zero-shot"))!;
+    expect(zero).toContain(`${f(s3.zero_shot.aggregate.overall.f1)} / ${f(s3.zero_shot.aggregate.overall.acc)} / ${f(s3.zero_shot.aggregate.overall.em)}`);
+    // Stage 1 has no query reasoner: its cell in that row is a dash, not a number.
+    const qr = lines.find((l) => l.includes("query reasoner (compressed)"))!;
+    const r = s3.rag.retrieval.clara!.overall;
+    expect(qr.trim().split(/\s{2,}/)).toEqual(["query reasoner (compressed)", "–", `${f(r["recall@1"])} / ${f(r["recall@3"])} / ${f(r["recall@5"])}`, "–"]);
+    // The answer rows in the report's order, and columns aligned.
+    const order = ["1. zero-shot", "BM25 + raw text", "BM25 + compressed", "query reasoner + compressed", "query reasoner + raw text"].map((t) => lines.findIndex((l) => l.includes(t)));
+    expect(order).toEqual([...order].sort((x, y) => x - y));
+    expect(order.every((i) => i > 0)).toBe(true);
+    const col = lines[1].indexOf("stage3");
+    expect(zero.slice(col).startsWith(f(s3.zero_shot.aggregate.overall.f1))).toBe(true);
+    expect(scoreSummary(suite.reported)[1]).toMatchObject({ label: "stage3", questions: QUESTIONS, withGoldChunk: QUESTIONS, answers: { zero_shot: { f1: s3.zero_shot.aggregate.overall.f1 } } });
   });
 });
 

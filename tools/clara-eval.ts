@@ -23,8 +23,9 @@ import { Model } from "../lib/model/model";
 import { Tokenizer } from "../lib/tokenizer";
 import { approximateTokenCount } from "../lib/eval/chunks";
 import { extractPdf, sectionsFile } from "../lib/eval/pdf";
-import { makeQaSet, writeQaSet } from "../lib/eval/qa-set";
+import { makeQaSet, QA_FORMAT_HELP, writeQaSet } from "../lib/eval/qa-set";
 import { loadEvaluations, writeEvaluationReport } from "../lib/eval/report";
+import { scoreSummary, scoreTable } from "../lib/eval/score-table";
 import { chatGenerator, DEFAULT_QA_OUT, defaultPdf, handWrittenQaFor, runEvaluationSuite } from "../lib/eval/suite";
 import { DEFAULT_MODEL, DEFAULT_RESULTS, PLAN_PATHS } from "./commands/train";
 import { runCli, usageFailure } from "./commands/ui";
@@ -113,13 +114,15 @@ async function main(argv: string[]): Promise<void> {
         y
           .positional("pdf", { type: "string", describe: "the PDF (default: the one in knowledge_data/)" })
           .option("out", { type: "string", default: DEFAULT_QA_OUT, describe: "output JSONL" })
-          .option("hand-written", { type: "string", describe: "hand-written questions (default <pdf folder>/<name>_qa.jsonl when present)" })
+          .option("hand-written", { type: "string", describe: "hand-written questions (default <pdf folder>/<name>_qa.jsonl when present; format below)" })
           .option("model", { type: "string", describe: "LLM for generation (HF folder or .gguf; default the project's model when present)" })
           .option("checkpoint", { type: "string", describe: "use this checkpoint's base model as the LLM" })
           .option("llm", { type: "boolean", default: true, describe: "ask the LLM (--no-llm: cloze questions only)" })
           .option("also-generate", { type: "boolean", default: false, describe: "generate even when a hand-written file exists" })
           .option("per-section", { type: "number", default: 2, describe: "generated questions per section" })
-          .option("batch-size", { type: "number", default: 8, describe: "sections the LLM answers at once" }),
+          .option("batch-size", { type: "number", default: 8, describe: "sections the LLM answers at once" })
+          .epilog(QA_FORMAT_HELP)
+          .wrap(null),
       async (a) => {
         const pdf = a.pdf ?? defaultPdf();
         const doc = await extractPdf(pdf);
@@ -158,7 +161,7 @@ async function main(argv: string[]): Promise<void> {
           .option("stage2", { type: "string", describe: "stage-2 checkpoint" })
           .option("stage3", { type: "string", describe: "stage-3 checkpoint" })
           .option("pdf", { type: "string", describe: "the PDF (default: the one in knowledge_data/)" })
-          .option("qa", { type: "string", describe: "question file (default: <pdf folder>/<name>_qa.jsonl, else generated)" })
+          .option("qa", { type: "string", describe: "question file (default: <pdf folder>/<name>_qa.jsonl, else generated; format below)" })
           .option("out", { type: "string", default: DEFAULT_RESULTS, describe: "results folder" })
           .option("model", { type: "string", describe: "base model, when not at the checkpoints' recorded path" })
           .option("k", { type: "number", default: 5, describe: "chunks retrieved per question" })
@@ -169,7 +172,9 @@ async function main(argv: string[]): Promise<void> {
           .option("batch-size", { type: "number", default: 8, describe: "questions generated together; latency = batch time / batch size (1: single-query latency)" })
           .option("untrained", { type: "boolean", default: true, describe: "also score a fresh, untrained CLaRa model (--no-untrained skips it)" })
           .option("curve", { type: "string", array: true, describe: "training curve to show: stage=file.png (repeatable)" })
-          .option("dtype", { choices: ["float32", "bfloat16", "float16"] as const, describe: "compute dtype of the base model" }),
+          .option("dtype", { choices: ["float32", "bfloat16", "float16"] as const, describe: "compute dtype of the base model" })
+          .epilog(QA_FORMAT_HELP)
+          .wrap(null),
       async (a) => {
         const checkpoints = checkpointsOf(a);
         const pdf = a.pdf ?? defaultPdf();
@@ -199,8 +204,8 @@ async function main(argv: string[]): Promise<void> {
         });
         result(
           a,
-          { report: r.reportPath, results: r.results.map((e) => path.join(a.out, `${e.label}_eval.json`)), qaFile: r.qaFile, charts: r.charts },
-          `report: ${r.reportPath}`,
+          { report: r.reportPath, results: r.results.map((e) => path.join(a.out, `${e.label}_eval.json`)), qaFile: r.qaFile, charts: r.charts, scores: scoreSummary(r.reported) },
+          `${scoreTable(r.reported)}\nreport: ${r.reportPath}`,
         );
       },
     )
@@ -222,7 +227,7 @@ async function main(argv: string[]): Promise<void> {
           }
         }
         const r = await writeEvaluationReport({ outDir: a.out, evaluations: all.filter((e) => e.label !== "untrained"), untrained: all.find((e) => e.label === "untrained"), trainingCurves: curves });
-        result(a, { report: r.reportPath, charts: r.charts }, `report: ${r.reportPath}`);
+        result(a, { report: r.reportPath, charts: r.charts, scores: scoreSummary(all) }, `${scoreTable(all)}\nreport: ${r.reportPath}`);
       },
     )
     .demandCommand(1, "Name a command; see --help.")

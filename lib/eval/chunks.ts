@@ -128,7 +128,8 @@ export type EvidenceMatch = "text" | "overlap" | "section" | "none";
 /**
  * The chunks that hold a question's evidence: those containing the evidence sentence
  * (whitespace- and case-insensitive); else those sharing most of its words (a sentence cut
- * across chunks); else the chunks of its section on its page; else none (recall counts 0).
+ * across chunks); else the chunks of its section on its page; else none (the question is then
+ * left out of retrieval recall, and counted as such in the report).
  */
 export function evidenceChunks(chunks: readonly Chunk[], evidence: Evidence): { indices: number[]; match: EvidenceMatch } {
   const norm = (t: string) => squashSpace(t).toLowerCase();

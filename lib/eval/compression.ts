@@ -112,7 +112,6 @@ export async function compressionScenario(clara: ClaraModel, corpus: Corpus, com
       ms,
     });
   }
-  o.onProgress?.(`compression: ${rows.length} chunks reconstructed`);
   const bySection: Record<string, CompressionMeans> = {};
   for (const s of [...new Set(rows.map((r) => r.section))]) bySection[s] = meansOf(rows.filter((r) => r.section === s));
   return {

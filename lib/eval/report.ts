@@ -13,7 +13,7 @@ import type { ModelEvaluation } from "./suite";
 export const REPORT_FILE = "final_report.md";
 
 /** Scenario keys in report order, with their labels. */
-const ANSWER_ROWS: Array<{ key: string; label: string }> = [
+export const ANSWER_ROWS: Array<{ key: string; label: string }> = [
   { key: "zero_shot", label: "1. zero-shot (base, no context)" },
   { key: "bm25+raw", label: "2. RAG: BM25 + raw text (base)" },
   { key: "bm25+compressed", label: "2. RAG: BM25 + compressed (CLaRa)" },
@@ -41,8 +41,38 @@ export function loadEvaluations(outDir: string): ModelEvaluation[] {
     .sort((a, b) => order(a.label) - order(b.label));
 }
 
-function answerScenario(e: ModelEvaluation, key: string): AnswerScenario | undefined {
+export function answerScenario(e: ModelEvaluation, key: string): AnswerScenario | undefined {
   return key === "zero_shot" ? e.scenarios.zero_shot : e.scenarios.rag.variants[key];
+}
+
+/**
+ * How many questions have a gold chunk (a chunk holding their evidence), by how it was found,
+ * as a sentence for the report and the score table, and a warning when most have none (what a
+ * broken extraction or a question file for another PDF looks like).
+ */
+export function goldChunks(e: ModelEvaluation): { found: number; n: number; line: string; warning?: string } {
+  const ev = e.questions.evidence;
+  const by = (m: string) => ev.filter((x) => x.match === m).length;
+  const found = ev.filter((x) => x.chunks.length > 0).length;
+  const missing = ev.filter((x) => x.chunks.length === 0).map((x) => x.id);
+  const how = [
+    [by("text"), "by the evidence sentence"],
+    [by("overlap"), "by most of its words"],
+    [by("section"), "by section and page only"],
+  ]
+    .filter(([n]) => n)
+    .map(([n, w]) => `${n} ${w}`)
+    .join(", ");
+  const listed = missing.length > 8 ? `${missing.slice(0, 8).join(", ")}, …` : missing.join(", ");
+  const line =
+    `Gold chunks (the chunks holding a question's evidence): ${found} of ${ev.length} questions${how ? ` (${how})` : ""}. ` +
+    (missing.length ? `Retrieval recall is over those ${found}; the ${missing.length} without one (${listed}) are left out of it.` : "Retrieval recall is over all of them.");
+  const warning =
+    missing.length > 0 && found < ev.length / 2
+      ? `${missing.length} of ${ev.length} questions have no gold chunk: the PDF's extracted text does not hold their evidence ` +
+        `(check the sections \`clara-eval extract\` finds, and that the question file is about this PDF)`
+      : undefined;
+  return { found, n: ev.length, line, ...(warning ? { warning } : {}) };
 }
 
 const f3 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(3));
@@ -91,14 +121,15 @@ export function formatReport(o: {
     );
     lines.push("");
   }
-  const evidence = ref.questions.evidence;
-  const matched = evidence.filter((e) => e.match === "text").length;
   lines.push(
     `Scores are means over all questions (spec §4.1: SQuAD normalisation, first gold answer, yes/no rule). ACC is Cover-EM. ` +
       `With ${ref.questions.n} questions the standard error of a mean F1 is about ${f3(evs[0]?.scenarios.zero_shot.aggregate.overall.se.f1)}; ` +
-      `smaller differences are noise. The evidence sentence was found verbatim in a chunk for ${matched} of ${evidence.length} questions.`,
+      `smaller differences are noise.`,
   );
   lines.push("");
+  const gold = goldChunks(ref);
+  if (gold.warning) lines.push(`**Warning: ${gold.warning}**`, "");
+  lines.push(gold.line, "");
 
   const cols = all.map((e) => e.label);
   lines.push("## Answers: F1 / ACC / EM by scenario and stage");
@@ -122,10 +153,15 @@ export function formatReport(o: {
   for (const e of all) {
     for (const r of ["bm25", "clara"] as const) {
       const s = e.scenarios.rag.retrieval[r];
-      if (s) rrows.push([e.label, r === "bm25" ? "BM25 (text)" : "query reasoner (compressed)", f3(s.overall["recall@1"]), f3(s.overall["recall@3"]), f3(s.overall["recall@5"]), f0(s.latencyMs)]);
+      if (s) {
+        const counted = s.goldChunks === undefined ? "–" : `${s.goldChunks} of ${e.questions.n}`;
+        rrows.push([e.label, r === "bm25" ? "BM25 (text)" : "query reasoner (compressed)", counted, f3(s.overall["recall@1"]), f3(s.overall["recall@3"]), f3(s.overall["recall@5"]), f0(s.latencyMs)]);
+      }
     }
   }
-  lines.push(table(["Model", "Retriever", "R@1", "R@3", "R@5", "ms/query"], rrows));
+  lines.push(table(["Model", "Retriever", "questions with a gold chunk", "R@1", "R@3", "R@5", "ms/query"], rrows));
+  lines.push("");
+  lines.push("Recall is the mean over the questions that have a gold chunk; those without one have no recall to measure and are left out (not counted as 0).");
   lines.push("");
 
   lines.push("## Compression quality (scenario 3)");
@@ -250,7 +286,7 @@ export async function writeEvaluationReport(o: {
       for (const e of all) {
         for (const r of ["bm25", "clara"] as const) {
           const s = e.scenarios.rag.retrieval[r];
-          if (s) for (const k of [1, 3, 5]) rec.push({ group: `${r === "bm25" ? "BM25" : "CLaRa"} R@${k}`, label: e.label, value: s.overall[`recall@${k}`] });
+          if (s) for (const k of [1, 3, 5]) if (s.overall[`recall@${k}`] !== undefined) rec.push({ group: `${r === "bm25" ? "BM25" : "CLaRa"} R@${k}`, label: e.label, value: s.overall[`recall@${k}`] });
         }
       }
       await draw("eval_retrieval.png", "Recall of the evidence chunk", barChartPng({ title: "Recall of the evidence chunk", yLabel: "recall", data: rec }));

@@ -21,6 +21,7 @@ import { Bm25 } from "./bm25";
 import { evidenceChunks, chunkSections, type Chunk, type EvidenceMatch } from "./chunks";
 import { coverExactMatch, exactMatch, f1Score, keywordMatch, pySplit, recallAtK } from "./metrics";
 import type { ExtractedPdf } from "./pdf";
+import { PhaseTimer } from "./phase-timer";
 import { QA_CATEGORIES, type QaCategory, type QaItem } from "./qa-set";
 
 /** The zero-shot system prompt (ours: the reference's answer prompt speaks of documents). */
@@ -45,6 +46,8 @@ export interface ScenarioOptions {
   batchSize?: number;
   cache?: AnswerCache;
   onProgress?: (message: string) => void;
+  /** Times the scenarios' phases (one per evaluated model). */
+  timer?: PhaseTimer;
 }
 
 /** Base-model answers by prompt, shared across the stages of a run (same base, same answer). */
@@ -128,7 +131,9 @@ export interface AnswerRow {
   /** Served from the cache (same base-model prompt in an earlier stage). */
   cached?: boolean;
   retrieved?: number[];
+  /** The gold chunks (those holding the evidence); empty when none was found. */
   positives?: number[];
+  /** Absent when the question has no gold chunk: recall is undefined there, not 0. */
   recall?: Record<string, number>;
 }
 
@@ -143,7 +148,10 @@ export interface AnswerAggregate {
   contextTokens: number;
   /** Standard errors of the means of F1 and ACC. */
   se: { f1: number; acc: number };
+  /** Mean recall over the questions that have a gold chunk (absent when none has). */
   recall?: Record<string, number>;
+  /** RAG only: how many of the n questions have a gold chunk (the recall means are over these). */
+  goldChunks?: number;
 }
 
 export interface AnswerScenario {
@@ -173,8 +181,10 @@ function aggregateRows(rows: AnswerRow[]): AnswerAggregate {
     contextTokens: mean(rows.map((r) => r.contextTokens)),
     se: { f1: se(rows.map((r) => r.f1)), acc: se(rows.map((r) => r.acc)) },
   };
-  if (rows.length && rows.every((r) => r.recall)) {
-    agg.recall = Object.fromEntries(RECALL_KS.map((k) => [`@${k}`, mean(rows.map((r) => r.recall![`@${k}`]))]));
+  if (rows.some((r) => r.positives)) {
+    const gold = rows.filter((r) => r.recall);
+    agg.goldChunks = gold.length;
+    if (gold.length) agg.recall = Object.fromEntries(RECALL_KS.map((k) => [`@${k}`, mean(gold.map((r) => r.recall![`@${k}`]))]));
   }
   return agg;
 }
@@ -288,7 +298,6 @@ export async function zeroShotScenario(clara: ClaraModel, corpus: Corpus, option
     const a = answers[i];
     return score(q, a.text, { latencyMs: a.ms, contextTokens: 0, promptTokens: a.promptTokens, ...(a.cached ? { cached: true } : {}) });
   });
-  o.onProgress?.(`zero-shot: ${rows.length} questions`);
   return { description: "The question alone, no context, base model without adapters.", reader: "base model (no adapter)", rows, aggregate: aggregate(rows) };
 }
 
@@ -298,9 +307,16 @@ export async function zeroShotScenario(clara: ClaraModel, corpus: Corpus, option
 export interface RetrievalSummary {
   retriever: "bm25" | "clara";
   description: string;
-  /** recall@k of the evidence chunks, over all questions (no positives counts 0). */
+  /**
+   * recall@k of the evidence chunks, over the questions that have one (goldChunks of them);
+   * empty when none has. A question without a gold chunk has no recall to measure: counting it
+   * as 0 would hide a broken extraction or question file behind a low score.
+   */
   overall: Record<string, number>;
   byCategory: Partial<Record<QaCategory, Record<string, number>>>;
+  goldChunks: number;
+  /** Ids of the questions left out of recall for want of a gold chunk. */
+  withoutGold: string[];
   latencyMs: number;
 }
 
@@ -317,20 +333,30 @@ interface Ranking {
   ms: number[];
 }
 
-function recallOf(ranked: number[], positives: number[]): Record<string, number> {
+/** recall@k for each k, or undefined for a question without a gold chunk. */
+function recallOf(ranked: number[], positives: number[]): Record<string, number> | undefined {
+  if (positives.length === 0) return undefined;
   return Object.fromEntries(RECALL_KS.map((k) => [`@${k}`, recallAtK(ranked, positives, k)]));
 }
 
 function summarise(retriever: "bm25" | "clara", description: string, corpus: Corpus, r: Ranking): RetrievalSummary {
   const rec = corpus.questions.map((_, i) => recallOf(r.ranked[i], corpus.positives[i]));
-  const avg = (idx: number[]) => Object.fromEntries(RECALL_KS.map((k) => [`recall@${k}`, mean(idx.map((i) => rec[i][`@${k}`]))]));
-  const all = corpus.questions.map((_, i) => i);
+  const avg = (idx: number[]) => (idx.length ? Object.fromEntries(RECALL_KS.map((k) => [`recall@${k}`, mean(idx.map((i) => rec[i]![`@${k}`]))])) : {});
+  const gold = corpus.questions.map((_, i) => i).filter((i) => rec[i]);
   const byCategory: RetrievalSummary["byCategory"] = {};
   for (const c of QA_CATEGORIES) {
-    const idx = all.filter((i) => corpus.questions[i].category === c);
+    const idx = gold.filter((i) => corpus.questions[i].category === c);
     if (idx.length) byCategory[c] = avg(idx);
   }
-  return { retriever, description, overall: avg(all), byCategory, latencyMs: mean(r.ms) };
+  return {
+    retriever,
+    description,
+    overall: avg(gold),
+    byCategory,
+    goldChunks: gold.length,
+    withoutGold: corpus.questions.filter((_, i) => !rec[i]).map((q) => q.id),
+    latencyMs: mean(r.ms),
+  };
 }
 
 export async function ragScenario(clara: ClaraModel, corpus: Corpus, compressed: CompressedChunks, options: ScenarioOptions = {}): Promise<RagResult> {
@@ -341,21 +367,29 @@ export async function ragScenario(clara: ClaraModel, corpus: Corpus, compressed:
   const rankings: Partial<Record<"bm25" | "clara", Ranking>> = {};
   const skipped: string[] = [];
 
-  const bm25 = new Bm25(corpus.chunks.map((c) => c.text));
-  rankings.bm25 = { ranked: [], ms: [] };
-  for (const q of corpus.questions) {
-    const t0 = performance.now();
-    rankings.bm25.ranked.push(bm25.rank(q.question, depth));
-    rankings.bm25.ms.push(performance.now() - t0);
-  }
-  if (await clara.hasAdapter(ADAPTERS.queryReasoner)) {
-    rankings.clara = { ranked: [], ms: [] };
+  const timer = o.timer ?? new PhaseTimer();
+
+  rankings.bm25 = await timer.time("retrieval bm25", () => {
+    const bm25 = new Bm25(corpus.chunks.map((c) => c.text));
+    const r: Ranking = { ranked: [], ms: [] };
     for (const q of corpus.questions) {
       const t0 = performance.now();
-      const r = await clara.retrieve([esc(q.question)], [compressed.vectors], depth);
-      rankings.clara.ranked.push(r.indices[0]);
-      rankings.clara.ms.push(performance.now() - t0);
+      r.ranked.push(bm25.rank(q.question, depth));
+      r.ms.push(performance.now() - t0);
     }
+    return r;
+  });
+  if (await clara.hasAdapter(ADAPTERS.queryReasoner)) {
+    rankings.clara = await timer.time("retrieval clara", async () => {
+      const r: Ranking = { ranked: [], ms: [] };
+      for (const q of corpus.questions) {
+        const t0 = performance.now();
+        const got = await clara.retrieve([esc(q.question)], [compressed.vectors], depth);
+        r.ranked.push(got.indices[0]);
+        r.ms.push(performance.now() - t0);
+      }
+      return r;
+    });
   } else skipped.push("clara retrieval: the checkpoint has no query_reasoner adapter (stage 3 trains it)");
 
   const retrieval: RagResult["retrieval"] = {};
@@ -368,12 +402,12 @@ export async function ragScenario(clara: ClaraModel, corpus: Corpus, compressed:
     if (!ranking) continue;
     for (const reader of ["compressed", "raw"] as const) {
       const tops = corpus.questions.map((_, i) => ranking.ranked[i].slice(0, k));
-      let answers: Array<{ text: string; ms: number; promptTokens?: number; cached?: boolean }>;
-      if (reader === "compressed") {
-        const selected = tops.map((top) => concatRows(top.map((j) => sliceRows(compressed.vectors, j, 1)))); // [k, n, H] each
-        answers = (await compressedAnswers(clara, corpus.questions.map((q) => q.question), selected, o)).map((a) => ({ text: a.value, ms: a.ms }));
-      } else {
-        answers = await baseAnswers(
+      const answers: Array<{ text: string; ms: number; promptTokens?: number; cached?: boolean }> = await timer.time(`rag ${retriever}+${reader}`, async () => {
+        if (reader === "compressed") {
+          const selected = tops.map((top) => concatRows(top.map((j) => sliceRows(compressed.vectors, j, 1)))); // [k, n, H] each
+          return (await compressedAnswers(clara, corpus.questions.map((q) => q.question), selected, o)).map((a) => ({ text: a.value, ms: a.ms }));
+        }
+        return baseAnswers(
           clara,
           corpus.questions.map((q, i) => ({
             system: SYSTEM_PROMPTS.answer,
@@ -381,11 +415,12 @@ export async function ragScenario(clara: ClaraModel, corpus: Corpus, compressed:
           })),
           o,
         );
-      }
+      });
       const rows = corpus.questions.map((q, i) => {
         const a = answers[i];
         const top = tops[i];
         const contextTokens = reader === "compressed" ? clara.nMem * top.length : top.reduce((n, j) => n + corpus.chunks[j].tokens, 0);
+        const recall = recallOf(ranking.ranked[i], corpus.positives[i]);
         return score(q, a.text, {
           latencyMs: ranking.ms[i] + a.ms,
           retrievalMs: ranking.ms[i],
@@ -394,7 +429,7 @@ export async function ragScenario(clara: ClaraModel, corpus: Corpus, compressed:
           ...(a.cached ? { cached: true } : {}),
           retrieved: top,
           positives: corpus.positives[i],
-          recall: recallOf(ranking.ranked[i], corpus.positives[i]),
+          ...(recall ? { recall } : {}),
         });
       });
       variants[`${retriever}+${reader}`] = {
@@ -406,7 +441,6 @@ export async function ragScenario(clara: ClaraModel, corpus: Corpus, compressed:
         rows,
         aggregate: aggregate(rows),
       };
-      o.onProgress?.(`rag ${retriever}+${reader}: ${rows.length} questions`);
     }
   }
   return { k, retrieval, variants, skipped };

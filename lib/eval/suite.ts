@@ -15,6 +15,7 @@ import { readCheckpoint, type Stage } from "../io/checkpoint";
 import type { ComputeDType, Model } from "../model/model";
 import { runtimeInfo } from "../runtime";
 import { extractPdf, type ExtractedPdf } from "./pdf";
+import { PhaseTimer } from "./phase-timer";
 import { makeQaSet, readQaSet, selectQuestions, writeQaSet, type QaGenerator, type QaItem } from "./qa-set";
 import { loadEvaluations, writeEvaluationReport } from "./report";
 import { compressionScenario, type CompressionResult } from "./compression";
@@ -74,6 +75,8 @@ export interface ModelEvaluation {
   questions: { n: number; file: string; sources: Record<string, number>; evidence: Array<{ id: string; chunks: number[]; match: string }> };
   chunks: Array<{ index: number; section: string; pages: number[]; tokens: number }>;
   index: { chunks: number; compressMs: number };
+  /** Wall milliseconds per phase, in order (answers served from the shared cache take ~0). */
+  timings: Record<string, number>;
   scenarios: { zero_shot: AnswerScenario; rag: RagResult; compression: CompressionResult };
 }
 
@@ -139,17 +142,19 @@ export async function evaluateModel(
   clara: ClaraModel,
   doc: ExtractedPdf,
   questions: QaItem[],
-  info: { label: string; stage: Stage | null; checkpoint: string | null; qaFile: string },
+  info: { label: string; stage: Stage | null; checkpoint: string | null; qaFile: string; timer?: PhaseTimer },
   options: ScenarioOptions = {},
 ): Promise<ModelEvaluation> {
   const k = options.k ?? 5;
   const maxNewTokens = options.maxNewTokens ?? 64;
-  const corpus = buildCorpus(doc, questions, clara);
-  options.onProgress?.(`${info.label}: compressing ${corpus.chunks.length} chunks`);
-  const compressed = await compressChunks(clara, corpus.chunks);
-  const zero = await zeroShotScenario(clara, corpus, options);
-  const rag = await ragScenario(clara, corpus, compressed, options);
-  const compression = await compressionScenario(clara, corpus, compressed, options);
+  const timer = info.timer ?? phaseTimer(info.label, options.onProgress);
+  const scenario = { ...options, timer };
+  const corpus = await timer.time("chunks", () => buildCorpus(doc, questions, clara));
+  options.onProgress?.(`${info.label}: ${questions.length} questions, ${corpus.chunks.length} chunks`);
+  const compressed = await timer.time("compress chunks", () => compressChunks(clara, corpus.chunks));
+  const zero = await timer.time("zero-shot", () => zeroShotScenario(clara, corpus, scenario));
+  const rag = await ragScenario(clara, corpus, compressed, scenario);
+  const compression = await timer.time("compression (reconstruction)", () => compressionScenario(clara, corpus, compressed, scenario));
   const rt = await runtimeInfo();
   const sources: Record<string, number> = {};
   for (const q of questions) sources[q.source ?? "unknown"] = (sources[q.source ?? "unknown"] ?? 0) + 1;
@@ -186,8 +191,14 @@ export async function evaluateModel(
     },
     chunks: corpus.chunks.map((c) => ({ index: c.index, section: c.section, pages: c.pages, tokens: c.tokens })),
     index: { chunks: corpus.chunks.length, compressMs: compressed.ms },
+    timings: timer.ms,
     scenarios: { zero_shot: zero, rag, compression },
   };
+}
+
+/** A timer that reports each phase as "<label>: <phase>: <seconds> s". */
+function phaseTimer(label: string, onProgress?: (message: string) => void): PhaseTimer {
+  return new PhaseTimer((phase, ms) => onProgress?.(`${label}: ${phase}: ${(ms / 1000).toFixed(1)} s`));
 }
 
 function writeJson(file: string, value: unknown): void {
@@ -200,7 +211,15 @@ function writeJson(file: string, value: unknown): void {
 const STAGES: Stage[] = ["stage1", "stage2", "stage3"];
 
 /** The whole suite; see the file header. */
-export async function runEvaluationSuite(options: EvaluationSuiteOptions): Promise<{ reportPath: string; results: ModelEvaluation[]; untrained?: ModelEvaluation; qaFile: string; charts: string[] }> {
+export async function runEvaluationSuite(options: EvaluationSuiteOptions): Promise<{
+  reportPath: string;
+  results: ModelEvaluation[];
+  untrained?: ModelEvaluation;
+  /** What the report shows: this run's results, earlier results for the same PDF, the untrained model last. */
+  reported: ModelEvaluation[];
+  qaFile: string;
+  charts: string[];
+}> {
   const outDir = options.outDir ?? "results";
   const log = options.onProgress ?? (() => {});
   const scenario: ScenarioOptions = {
@@ -230,7 +249,8 @@ export async function runEvaluationSuite(options: EvaluationSuiteOptions): Promi
     const file = options.checkpoints[stage]!;
     firstMeta ??= readCheckpoint(file).metadata;
     log(`${stage}: loading ${file}`);
-    const clara = await ClaraModel.load(file, { modelPath: options.modelPath, dtype: options.dtype });
+    const timer = phaseTimer(stage, log);
+    const clara = await timer.time("load", () => ClaraModel.load(file, { modelPath: options.modelPath, dtype: options.dtype }));
     try {
       if (!qa) {
         const out = options.qaOut ?? DEFAULT_QA_OUT;
@@ -238,7 +258,7 @@ export async function runEvaluationSuite(options: EvaluationSuiteOptions): Promi
         qa = { items: (await generateQuestions(doc, clara, out, log)).items, file: out };
       }
       const questions = selectQuestions(qa.items, options.maxQuestions);
-      const r = await evaluateModel(clara, doc, questions, { label: stage, stage, checkpoint: file, qaFile: qa.file }, scenario);
+      const r = await evaluateModel(clara, doc, questions, { label: stage, stage, checkpoint: file, qaFile: qa.file, timer }, scenario);
       writeJson(path.join(outDir, `${stage}_eval.json`), r);
       results.push(r);
     } finally {
@@ -250,14 +270,17 @@ export async function runEvaluationSuite(options: EvaluationSuiteOptions): Promi
   if (options.untrainedModelPath !== false && firstMeta) {
     const base = options.untrainedModelPath ?? options.modelPath ?? firstMeta.base.source;
     log(`untrained: a fresh CLaRa model on ${base}`);
-    const clara = await ClaraModel.create(base, {
-      compressionRate: firstMeta.clara.compressionRate,
-      docMaxLength: firstMeta.clara.docMaxLength,
-      dtype: options.dtype,
-    });
+    const timer = phaseTimer("untrained", log);
+    const clara = await timer.time("load", () =>
+      ClaraModel.create(base, {
+        compressionRate: firstMeta!.clara.compressionRate,
+        docMaxLength: firstMeta!.clara.docMaxLength,
+        dtype: options.dtype,
+      }),
+    );
     try {
       const questions = selectQuestions(qa!.items, options.maxQuestions);
-      untrained = await evaluateModel(clara, doc, questions, { label: "untrained", stage: null, checkpoint: null, qaFile: qa!.file }, scenario);
+      untrained = await evaluateModel(clara, doc, questions, { label: "untrained", stage: null, checkpoint: null, qaFile: qa!.file, timer }, scenario);
       writeJson(path.join(outDir, "untrained_eval.json"), untrained);
     } finally {
       await clara.dispose();
@@ -266,12 +289,10 @@ export async function runEvaluationSuite(options: EvaluationSuiteOptions): Promi
 
   // Earlier results for the same PDF (e.g. stages evaluated in another run) join the report.
   const all = loadEvaluations(outDir).filter((e) => e.document.sha256 === doc.sha256);
-  const report = await writeEvaluationReport({
-    outDir,
-    evaluations: all.filter((e) => e.label !== "untrained"),
-    untrained: untrained ?? all.find((e) => e.label === "untrained"),
-    trainingCurves: options.trainingCurves,
-  });
+  const evaluations = all.filter((e) => e.label !== "untrained");
+  const reportedUntrained = untrained ?? all.find((e) => e.label === "untrained");
+  const report = await writeEvaluationReport({ outDir, evaluations, untrained: reportedUntrained, trainingCurves: options.trainingCurves });
   log(`report: ${report.reportPath}`);
-  return { reportPath: report.reportPath, results, untrained, qaFile: qa!.file, charts: report.charts };
+  const reported = reportedUntrained ? [...evaluations, reportedUntrained] : evaluations;
+  return { reportPath: report.reportPath, results, untrained, reported, qaFile: qa!.file, charts: report.charts };
 }
