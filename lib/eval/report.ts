@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { writeFileAtomic } from "../io/atomic";
-import { barChartPng, writePng, type BarDatum } from "../report/plot";
+import { barChartPng, writePng, type BarChartOptions, type BarDatum } from "../report/plot";
 import { QA_CATEGORIES } from "./qa-set";
 import type { AnswerAggregate, AnswerScenario } from "./scenarios";
 import type { ModelEvaluation } from "./suite";
@@ -251,16 +251,38 @@ function esc(s: string): string {
   return s.replace(/\|/g, "\\|").replace(/\s+/g, " ");
 }
 
-/** Bar data: one group per scenario, one bar (and colour) per model. */
-function bars(all: ModelEvaluation[], metric: "f1" | "acc"): BarDatum[] {
-  const out: BarDatum[] = [];
-  for (const e of all) {
-    for (const r of ANSWER_ROWS) {
-      const a = answerScenario(e, r.key)?.aggregate.overall;
-      if (a) out.push({ group: SHORT[r.key], label: e.label, value: a[metric] });
+/** The report's bar charts: a group per scenario (metric) in the report's order, a bar per model. */
+export function evaluationCharts(all: ModelEvaluation[]): Array<{ file: string; title: string; chart: BarChartOptions }> {
+  const series = all.map((e) => e.label);
+  const answers = (metric: "f1" | "acc"): Pick<BarChartOptions, "data" | "groups"> => {
+    const rows = ANSWER_ROWS.filter((r) => all.some((e) => answerScenario(e, r.key)));
+    const data: BarDatum[] = [];
+    for (const r of rows) {
+      for (const e of all) {
+        const a = answerScenario(e, r.key)?.aggregate.overall;
+        if (a) data.push({ group: SHORT[r.key], label: e.label, value: a[metric] });
+      }
+    }
+    return { data, groups: rows.map((r) => SHORT[r.key]) };
+  };
+  const recall: BarDatum[] = [];
+  for (const r of ["bm25", "clara"] as const) {
+    for (const k of [1, 3, 5]) {
+      for (const e of all) {
+        const v = e.scenarios.rag.retrieval[r]?.overall[`recall@${k}`];
+        if (v !== undefined) recall.push({ group: `${r === "bm25" ? "BM25" : "query reasoner"} R@${k}`, label: e.label, value: v });
+      }
     }
   }
-  return out;
+  const compression: BarDatum[] = (["cosine", "rougeL", "tokenF1"] as const).flatMap((m) =>
+    all.map((e) => ({ group: { cosine: "cosine", rougeL: "ROUGE-L", tokenF1: "token F1" }[m], label: e.label, value: e.scenarios.compression.aggregate[m] })),
+  );
+  return [
+    { file: "eval_f1.png", title: "Answer F1 by scenario and stage", chart: { title: "Answer F1 by scenario and model", yLabel: "F1", series, ...answers("f1") } },
+    { file: "eval_acc.png", title: "Answer ACC (Cover-EM) by scenario and stage", chart: { title: "Answer ACC (Cover-EM) by scenario and model", yLabel: "ACC", series, ...answers("acc") } },
+    { file: "eval_retrieval.png", title: "Recall of the evidence chunk", chart: { title: "Recall of the gold chunk (questions that have one)", yLabel: "recall", series, data: recall } },
+    { file: "eval_compression.png", title: "Reconstruction quality", chart: { title: "Reconstruction quality", yLabel: "score", series, data: compression } },
+  ];
 }
 
 /** Draws the charts and writes final_report.md; returns its path and the chart files. */
@@ -276,29 +298,10 @@ export async function writeEvaluationReport(o: {
   let chartError: string | undefined;
   if (all.length) {
     try {
-      const draw = async (file: string, title: string, png: Promise<Uint8Array>) => {
-        await writePng(path.join(o.outDir, file), png);
-        charts.push({ title, file });
-      };
-      await draw("eval_f1.png", "Answer F1 by scenario and stage", barChartPng({ title: "Answer F1 by scenario and model", yLabel: "F1", data: bars(all, "f1") }));
-      await draw("eval_acc.png", "Answer ACC (Cover-EM) by scenario and stage", barChartPng({ title: "Answer ACC (Cover-EM) by scenario and model", yLabel: "ACC", data: bars(all, "acc") }));
-      const rec: BarDatum[] = [];
-      for (const e of all) {
-        for (const r of ["bm25", "clara"] as const) {
-          const s = e.scenarios.rag.retrieval[r];
-          if (s) for (const k of [1, 3, 5]) if (s.overall[`recall@${k}`] !== undefined) rec.push({ group: `${r === "bm25" ? "BM25" : "CLaRa"} R@${k}`, label: e.label, value: s.overall[`recall@${k}`] });
-        }
+      for (const c of evaluationCharts(all)) {
+        await writePng(path.join(o.outDir, c.file), barChartPng(c.chart));
+        charts.push({ title: c.title, file: c.file });
       }
-      await draw("eval_retrieval.png", "Recall of the evidence chunk", barChartPng({ title: "Recall of the evidence chunk", yLabel: "recall", data: rec }));
-      const comp: BarDatum[] = all.flatMap((e) => {
-        const a = e.scenarios.compression.aggregate;
-        return [
-          { group: "cosine", label: e.label, value: a.cosine },
-          { group: "ROUGE-L", label: e.label, value: a.rougeL },
-          { group: "token F1", label: e.label, value: a.tokenF1 },
-        ];
-      });
-      await draw("eval_compression.png", "Reconstruction quality", barChartPng({ title: "Reconstruction quality", yLabel: "score", data: comp }));
     } catch (e) {
       chartError = (e as Error).message;
     }
