@@ -72,6 +72,10 @@ Napi::Value ModelHandle::Load(const Napi::CallbackInfo& info) {
   source.format = string_option(spec, "format", "");
   source.files = string_list_option(spec, "files");
   source.gguf_rope_permuted = bool_option(spec, "ggufRopePermuted", false);
+  source.source_group_size = int_option(spec, "sourceGroupSize", 0, 0, 1 << 16);
+  // lib/model/quantization.ts resolves the user's option; this only carries it.
+  Napi::Object q = object_arg(env, spec.Get("quantization"), "quantization");
+  source.quantization = {string_option(q, "mode", ""), int_option(q, "bits", 0, 0, 8), int_option(q, "groupSize", 0, 0, 1 << 16)};
   std::string dtype = string_option(spec, "dtype", "float32");
   return thread(env).submit(env, [config, source, dtype] {
     auto state = std::make_shared<ModelState>();

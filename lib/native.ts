@@ -169,6 +169,9 @@ export interface NativeModelSpec {
   format: "safetensors" | "gguf";
   files: string[];
   ggufRopePermuted: boolean;
+  /** An MLX-quantized folder's group size; 0 otherwise. */
+  sourceGroupSize: number;
+  quantization: { mode: "float" | "source" | "affine"; bits: number; groupSize: number };
   dtype: "float32" | "bfloat16" | "float16";
 }
 

@@ -135,11 +135,20 @@ async function main(argv: string[]): Promise<void> {
           .positional("folder", { type: "string", describe: "the reference folder, e.g. CLaRa-7B-Instruct/compression-16" })
           .option("base", { type: "string", demandOption: true, describe: "the base model folder (Mistral-7B-Instruct-v0.2)" })
           .option("out", { type: "string", demandOption: true, describe: "the .npz to write" })
-          .option("check-base", { type: "boolean", default: true, describe: "compare the checkpoint's base rows with the base model's" }),
+          .option("check-base", { type: "boolean", default: true, describe: "compare the checkpoint's base rows with the base model's" })
+          .option("quantize", { type: "string", describe: "base precision the checkpoint loads with: 4 or 8 (QLoRA: CLaRa-7B on a 16 GB Mac), source, or float" })
+          .option("group-size", { type: "number", describe: "with --quantize 4|8: affine group size, 32, 64 (default) or 128" }),
       async (args: Args) => {
         const ui = uiFor(args);
         const result = convertCommand(
-          { folder: args.folder as string, base: args.base as string, out: args.out as string, checkBase: args.checkBase as boolean },
+          {
+            folder: args.folder as string,
+            base: args.base as string,
+            out: args.out as string,
+            checkBase: args.checkBase as boolean,
+            quantize: args.quantize === undefined ? undefined : String(args.quantize),
+            groupSize: args.groupSize as number | undefined,
+          },
           (line) => (line.startsWith("warning: ") ? ui.warn(line.slice(9)) : ui.info(line)),
         );
         ui.result(`wrote ${result.file}`, { ...result });

@@ -23,6 +23,12 @@ Subcommands (all inputs and outputs are files; nothing is read from our own code
       Copies the Hugging Face folder DIR to --out with adapter NAME of an adapter file written
       by Model.saveAdapters merged into the weights: W + (alpha / rank) * (A @ B).T, A [in, r],
       B [r, out]. The merged folder's logits are what the adapter's forward must give.
+
+  quantize --model DIR --bits 4|8 --group-size N --out DIR [--projections-only]
+      mlx-lm's own converter (mlx_lm.convert, as mlx-community publishes quantized models):
+      DIR's float weights into affine groups (weight + scales + biases, "quantization" in
+      config.json), embeddings included unless --projections-only (then config.json marks
+      embed_tokens / lm_head false, as mlx-lm's predicates write it).
 """
 
 import argparse
@@ -432,6 +438,22 @@ def cmd_merge_lora(args):
     mx.save_safetensors(os.path.join(args.out, "model.safetensors"), weights, metadata={"format": "mlx"})
 
 
+def cmd_quantize(args):
+    from mlx_lm import convert
+
+    predicate = None
+    if args.projections_only:
+        predicate = lambda path, module, *config: not (path.endswith("embed_tokens") or path.endswith("lm_head"))
+    convert(
+        hf_path=args.model,
+        mlx_path=args.out,
+        quantize=True,
+        q_bits=args.bits,
+        q_group_size=args.group_size,
+        quant_predicate=predicate,
+    )
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -461,6 +483,13 @@ def main(argv):
     ml.add_argument("--name", required=True)
     ml.add_argument("--out", required=True)
     ml.set_defaults(fn=cmd_merge_lora)
+    q = sub.add_parser("quantize")
+    q.add_argument("--model", required=True)
+    q.add_argument("--bits", type=int, required=True)
+    q.add_argument("--group-size", type=int, required=True)
+    q.add_argument("--out", required=True)
+    q.add_argument("--projections-only", action="store_true")
+    q.set_defaults(fn=cmd_quantize)
     args = p.parse_args(argv)
     args.fn(args)
 

@@ -12,6 +12,7 @@ import {
   type Stage,
 } from "../io/checkpoint";
 import { Model, type ComputeDType } from "../model/model";
+import { quantizeOptionOf, type QuantizeOption } from "../model/quantization";
 import type { NamedTensor, NativeAdapterInfo, NativeBatch, NativeModel, NativeOptimizerState } from "../native";
 import { tensor, type Tensor } from "../tensor";
 import { DEFAULTS, memoryTokenCount, TEMPLATE_VERSION, type LoraOptions } from "./config";
@@ -27,6 +28,8 @@ export interface ClaraCreateOptions {
   lora?: Partial<LoraOptions>;
   seed?: number;
   dtype?: ComputeDType;
+  /** How the base's projection weights are held (QLoRA: { bits: 4 }); lib/model/quantization.ts. */
+  quantize?: QuantizeOption;
 }
 
 export interface ClaraGenerateOptions {
@@ -67,7 +70,7 @@ export class ClaraModel {
 
   /** A fresh CLaRa model on `modelPath`: memory tokens added, compressor and generator adapters new. */
   static async create(modelPath: string, options: ClaraCreateOptions = {}): Promise<ClaraModel> {
-    const model = await Model.load(modelPath, { dtype: options.dtype });
+    const model = await Model.load(modelPath, { dtype: options.dtype, quantize: options.quantize });
     const clara = await ClaraModel.attach(model, options.compressionRate ?? DEFAULTS.compressionRate, options.docMaxLength ?? DEFAULTS.docMaxLength, {
       ...DEFAULTS.lora,
       ...options.lora,
@@ -83,9 +86,12 @@ export class ClaraModel {
    * Opens a checkpoint. The base model comes from the checkpoint's record unless `modelPath`
    * names it; a checkpoint made for another base model is refused.
    */
-  static async load(checkpoint: string, options: { modelPath?: string; dtype?: ComputeDType } = {}): Promise<ClaraModel> {
+  static async load(checkpoint: string, options: { modelPath?: string; dtype?: ComputeDType; quantize?: QuantizeOption } = {}): Promise<ClaraModel> {
     const { entries, metadata } = readCheckpoint(checkpoint);
-    const model = await Model.load(options.modelPath ?? metadata.base.source, { dtype: options.dtype });
+    // Adapters trained on a quantized base (QLoRA) run on it again unless told otherwise.
+    const recorded = metadata.base.quantization;
+    const quantize = options.quantize ?? (recorded ? quantizeOptionOf(recorded) : undefined);
+    const model = await Model.load(options.modelPath ?? metadata.base.source, { dtype: options.dtype, quantize });
     if (model.fingerprint() !== metadata.base.fingerprint) {
       await model.dispose();
       throw new ClaraError(
@@ -268,7 +274,7 @@ export class ClaraModel {
       stage: info.stage,
       step: info.step,
       complete: info.complete,
-      base: { source: this.model.files.source, fingerprint: this.model.fingerprint(), modelType: this.model.config.model_type },
+      base: { source: this.model.files.source, fingerprint: this.model.fingerprint(), modelType: this.model.config.model_type, quantization: this.model.quantization },
       clara: { compressionRate: this.compressionRate, docMaxLength: this.docMaxLength, nMem: this.nMem, templateVersion: TEMPLATE_VERSION },
       adapters: await this.model.adapters(),
       config: info.config,

@@ -13,6 +13,7 @@
 // evaluation uses (without it, CLaRa-7B-Instruct silently runs a fresh generator). A stage-3
 // checkpoint without a query reasoner gets a copy of the compressor, as the reference does.
 
+import { resolveQuantization, type QuantizeOption } from "../model/quantization";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ClaraError } from "../errors";
@@ -73,6 +74,8 @@ export interface ReferenceLoadOptions {
   /** The base model folder (Mistral-7B-Instruct-v0.2 for Apple's checkpoints). */
   basePath: string;
   dtype?: ComputeDType;
+  /** How the base's projections are held: { bits: 4 } puts CLaRa-7B in about 4 GB of weights. */
+  quantize?: QuantizeOption;
   /**
    * Compare sampled rows [0, V) of the checkpoint's embed_tokens / lm_head with the base
    * model's (default true): a checkpoint made on another base is refused, not run.
@@ -508,7 +511,7 @@ export function readReferenceCheckpoint(folder: string, base: ModelFiles, option
 export async function loadReferenceClara(folder: string, options: ReferenceLoadOptions): Promise<ClaraModel> {
   const files = locateModel(options.basePath);
   const weights = readReferenceCheckpoint(folder, files, options);
-  const model = await Model.load(options.basePath, { dtype: options.dtype });
+  const model = await Model.load(options.basePath, { dtype: options.dtype, quantize: options.quantize });
   try {
     // (ClaraModel installs the June 2024 Mistral v0.2 chat template for Mistral bases when theirs refuses a system turn.)
     return await ClaraModel.fromParameters(model, {
@@ -543,9 +546,11 @@ export function convertReferenceCheckpoint(
   folder: string,
   basePath: string,
   outFile: string,
-  options: { checkBase?: boolean; onWarning?: (m: string) => void } = {},
+  options: { checkBase?: boolean; onWarning?: (m: string) => void; quantize?: QuantizeOption } = {},
 ): ConvertResult {
   const files = locateModel(basePath);
+  // Recorded, not applied: ClaraModel.load reloads the base this way unless told otherwise.
+  const quantization = resolveQuantization(options.quantize, files.format, files.sourceQuantization);
   const weights = readReferenceCheckpoint(folder, files, options);
   const c = weights.config;
   const metadata: CheckpointMetadata = {
@@ -554,7 +559,7 @@ export function convertReferenceCheckpoint(
     stage: c.stage,
     step: 0,
     complete: true,
-    base: { source: path.resolve(basePath), fingerprint: modelFingerprint(files), modelType: files.config.model_type },
+    base: { source: path.resolve(basePath), fingerprint: modelFingerprint(files), modelType: files.config.model_type, quantization },
     clara: { compressionRate: c.compressionRate, docMaxLength: c.docMaxLength, nMem: c.nMem, templateVersion: TEMPLATE_VERSION },
     adapters: weights.adapters,
     config: {

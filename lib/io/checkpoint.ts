@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ClaraError } from "../errors";
 import type { NamedTensor, NativeAdapterInfo, NativeOptimizerState } from "../native";
+import type { Quantization } from "../model/quantization";
 import { writeFileAtomic, removeStaleTemps } from "./atomic";
 import { decodeNpz, encodeNpz, readNpz, writeNpz } from "./npz";
 import { tensor, type Tensor } from "../tensor";
@@ -29,7 +30,8 @@ export interface CheckpointMetadata {
   step: number;
   /** False for checkpoints written mid-run (interruption, periodic saves). */
   complete: boolean;
-  base: { source: string; fingerprint: string; modelType: string };
+  /** quantization: how the base's projections were held in training (absent: float, as before it was recorded). */
+  base: { source: string; fingerprint: string; modelType: string; quantization?: Quantization };
   clara: { compressionRate: number; docMaxLength: number; nMem: number; templateVersion: number };
   adapters: NativeAdapterInfo[];
   /** The effective training configuration (for matching on resume or skip). */

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { ClaraError } from "../errors";
 import { readGgufHeader, type GgufValue } from "../io/gguf";
 import { configFromGguf, configFromHf, type ModelConfig } from "./config";
+import { sourceQuantizationFromHf, type SourceQuantization } from "./quantization";
 
 export interface ModelFiles {
   source: string;
@@ -13,6 +14,8 @@ export interface ModelFiles {
   files: string[];
   config: ModelConfig;
   ropePermuted: boolean;
+  /** An MLX-quantized folder's groups (config.json "quantization"); absent for float folders and GGUF. */
+  sourceQuantization?: SourceQuantization;
   /** GGUF metadata (for the tokenizer), absent for HF folders. */
   ggufMetadata?: Map<string, GgufValue>;
 }
@@ -50,7 +53,9 @@ export function locateModel(modelPath: string): ModelFiles {
 function locateHfFolder(dir: string): ModelFiles {
   const configFile = path.join(dir, "config.json");
   if (!fs.existsSync(configFile)) throw missing(configFile, "a Hugging Face model folder needs config.json");
-  const config = configFromHf(readJson(configFile), configFile);
+  const json = readJson(configFile);
+  const config = configFromHf(json, configFile);
+  const sourceQuantization = sourceQuantizationFromHf(json as Record<string, unknown>, configFile);
   const index = path.join(dir, "model.safetensors.index.json");
   let files: string[];
   if (fs.existsSync(index)) {
@@ -64,5 +69,5 @@ function locateHfFolder(dir: string): ModelFiles {
     files = fs.readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort().map((f) => path.join(dir, f));
     if (files.length === 0) throw missing(path.join(dir, "model.safetensors"), "no *.safetensors weights in the folder");
   }
-  return { source: dir, format: "safetensors", files, config, ropePermuted: false };
+  return { source: dir, format: "safetensors", files, config, ropePermuted: false, sourceQuantization };
 }

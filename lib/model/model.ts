@@ -11,6 +11,7 @@ import { jsonTensor, METADATA_KEY, readJsonTensor } from "../io/checkpoint";
 import { readNpz, writeNpz } from "../io/npz";
 import { native, type NamedTensor, type NativeAdapterInfo, type NativeModel, type NativeStepResult } from "../native";
 import type { Tensor } from "../tensor";
+import { resolveQuantization, type Quantization, type QuantizeOption } from "./quantization";
 import { Tokenizer } from "../tokenizer";
 import type { ModelConfig } from "./config";
 import { locateModel, type ModelFiles } from "./files";
@@ -20,6 +21,8 @@ export type ComputeDType = "float32" | "bfloat16" | "float16";
 export interface LoadModelOptions {
   /** Compute dtype of the frozen base: float32 on CPU (BLAS), bfloat16 on GPUs. */
   dtype?: ComputeDType;
+  /** How the projection weights are held (lib/model/quantization.ts): 4-/8-bit bases for QLoRA. */
+  quantize?: QuantizeOption;
 }
 
 export interface AdapterOptions {
@@ -114,11 +117,14 @@ export class Model {
   readonly tokenizer: Tokenizer;
   readonly files: ModelFiles;
   readonly dtype: ComputeDType;
+  /** How the projection weights are held. */
+  readonly quantization: Quantization;
   #native: NativeModel;
   #fingerprint?: string;
 
-  private constructor(files: ModelFiles, tokenizer: Tokenizer, handle: NativeModel, dtype: ComputeDType) {
+  private constructor(files: ModelFiles, tokenizer: Tokenizer, handle: NativeModel, dtype: ComputeDType, quantization: Quantization) {
     this.files = files;
+    this.quantization = quantization;
     this.config = files.config;
     this.tokenizer = tokenizer;
     this.#native = handle;
@@ -130,6 +136,7 @@ export class Model {
     const dtype = options.dtype ?? "float32";
     if (!["float32", "bfloat16", "float16"].includes(dtype)) throw invalidArgument("dtype", "float32, bfloat16 or float16", dtype);
     const files = locateModel(modelPath);
+    const quantization = resolveQuantization(options.quantize, files.format, files.sourceQuantization);
     const tokenizer = files.format === "gguf"
       ? Tokenizer.fromGgufMetadata(files.ggufMetadata!, modelPath)
       : Tokenizer.fromHfDir(modelPath);
@@ -140,9 +147,11 @@ export class Model {
         format: files.format,
         files: readable ? [readable.file] : files.files,
         ggufRopePermuted: files.ropePermuted,
+        sourceGroupSize: files.sourceQuantization?.groupSize ?? 0,
+        quantization,
         dtype,
       });
-      return new Model(files, tokenizer, handle, dtype);
+      return new Model(files, tokenizer, handle, dtype, quantization);
     } finally {
       readable?.remove();
     }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/weights.h"
 
 namespace clara {
 
@@ -25,15 +26,16 @@ std::string lora_b_name(const std::string& linear, const std::string& adapter) {
   return linear + ".lora." + adapter + ".b";
 }
 
-Params init_adapter(const Params& base, const ModelConfig& c, const std::string& name, const LoraConfig& lora,
+Params init_adapter(const ModelConfig& c, const std::string& name, const LoraConfig& lora,
                     uint64_t seed, mx::Dtype dtype) {
   if (lora.rank <= 0) invalid_argument("lora", "rank must be positive");
   if (lora.dropout < 0 || lora.dropout >= 1) invalid_argument("lora", "dropout must be in [0, 1)");
   Params out;
   mx::array key = mx::random::key(seed);
   for (const auto& linear : adapted_linears(c)) {
-    const mx::array& w = base.at(linear + ".weight");  // [out, in]
-    int out_features = w.shape(0), in_features = w.shape(1);
+    // From the config: a quantized weight's own shape is packed.
+    mx::Shape w = expected_shape(c, linear + ".weight");  // [out, in]
+    int out_features = w[0], in_features = w[1];
     auto [next, sub] = mx::random::split(key);
     key = next;
     float bound = 1.0f / std::sqrt(static_cast<float>(in_features));
@@ -55,7 +57,14 @@ ActiveAdapter with_dropout_keys(const ActiveAdapter& adapter, int num_linears) {
 
 mx::array lora_linear(const ParamView& p, const std::string& linear, const mx::array& x, const ActiveAdapter& adapter,
                       int index) {
-  mx::array y = mx::matmul(x, mx::transpose(p.at(linear + ".weight")));
+  const mx::array& w = p.at(linear + ".weight");
+  mx::array y = [&] {
+    const mx::array* scales = p.find(linear + ".scales");
+    if (scales == nullptr) return mx::matmul(x, mx::transpose(w));
+    // QLoRA: the frozen base stays packed; gradients flow to x (and so to the adapters), not to w.
+    QuantizedLayout l = quantized_layout(w, *scales, x.shape(-1));
+    return mx::quantized_matmul(x, w, *scales, p.at(linear + ".biases"), true, l.group_size, l.bits);
+  }();
   if (const mx::array* bias = p.find(linear + ".bias")) y = mx::add(y, *bias);
   if (adapter.name.empty()) return y;
   const mx::array* a = p.find(lora_a_name(linear, adapter.name));

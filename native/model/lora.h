@@ -39,7 +39,7 @@ std::string lora_a_name(const std::string& linear, const std::string& adapter);
 std::string lora_b_name(const std::string& linear, const std::string& adapter);
 
 // A fresh adapter: A Kaiming-uniform (a = √5, i.e. U(±1/√in), PEFT's default), B zeros.
-Params init_adapter(const Params& base, const ModelConfig& c, const std::string& name, const LoraConfig& lora,
+Params init_adapter(const ModelConfig& c, const std::string& name, const LoraConfig& lora,
                     uint64_t seed, mx::Dtype dtype);
 
 // x·Wᵀ (+ bias) (+ the active adapter's low-rank term). `index` picks this linear's dropout key.

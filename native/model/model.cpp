@@ -25,7 +25,7 @@ Model Model::load(const WeightSource& source, const ModelConfig& config, mx::Dty
 void Model::add_adapter(const std::string& name, const LoraConfig& lora, uint64_t seed) {
   if (name.empty() || name.find('.') != std::string::npos) invalid_argument("adapter", "name must be non-empty and dot-free");
   if (has_adapter(name)) invalid_argument("adapter", "adapter '" + name + "' already exists");
-  for (auto& [k, v] : init_adapter(base_, config_, name, lora, seed, dtype_)) extra_.insert_or_assign(k, v);
+  for (auto& [k, v] : init_adapter(config_, name, lora, seed, dtype_)) extra_.insert_or_assign(k, v);
   adapters_[name] = lora;
 }
 

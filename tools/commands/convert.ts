@@ -5,6 +5,7 @@
 
 import * as path from "node:path";
 import { convertReferenceCheckpoint, type ConvertResult } from "../../lib/clara/reference-checkpoint";
+import { parseQuantizeFlag } from "../../lib/model/quantization";
 
 export interface ConvertArgs {
   /** The reference folder, e.g. CLaRa-7B-Instruct/compression-16. */
@@ -15,12 +16,16 @@ export interface ConvertArgs {
   out: string;
   /** Compare the checkpoint's base embedding rows with the base model's (default true). */
   checkBase?: boolean;
+  /** --quantize 4|8|source|float (and --group-size): the base precision the checkpoint loads with. */
+  quantize?: string;
+  groupSize?: number;
 }
 
 export function convertCommand(argv: ConvertArgs, log: (line: string) => void = (l) => process.stdout.write(l + "\n")): ConvertResult {
   const out = argv.out.endsWith(".npz") ? argv.out : `${argv.out}.npz`;
   const result = convertReferenceCheckpoint(argv.folder, argv.base, out, {
     checkBase: argv.checkBase ?? true,
+    quantize: parseQuantizeFlag(argv.quantize, argv.groupSize),
     onWarning: (m) => log(`warning: ${m}`),
   });
   log(

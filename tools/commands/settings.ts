@@ -40,6 +40,8 @@ export const SETTINGS: Record<string, SettingSpec> = {
   tau: { group: "CLaRa:", kind: "number", describe: "stage 3: temperature of the differentiable top-k", commands: ["stage3"] },
   mseWeight: { group: "CLaRa:", kind: "number", describe: "stages 1-2: weight of the memory/document mean-state MSE (the reference's 0.1)", commands: ["stage1", "stage2"] },
   maxLength: { group: "CLaRa:", kind: "int", describe: "generator sequence limit in tokens", commands: TRAIN },
+  quantize: { group: "CLaRa:", kind: ["4", "8", "source", "float"], describe: "stage 1: base precision — 4 or 8 bits (QLoRA), the file's own (source), or float; later stages keep the checkpoint's", commands: ["stage1"] },
+  groupSize: { group: "CLaRa:", kind: "int", describe: "with --quantize 4|8: affine group size 32, 64 (default) or 128", commands: ["stage1"] },
   loraRank: { group: "CLaRa:", kind: "int", describe: "LoRA rank r (stage 1; later stages keep the checkpoint's)", commands: ["stage1"] },
   loraAlpha: { group: "CLaRa:", kind: "number", describe: "LoRA α", commands: ["stage1"] },
   loraDropout: { group: "CLaRa:", kind: "number", describe: "LoRA dropout", commands: ["stage1"] },

@@ -6,6 +6,7 @@
 // checkpoint (<name>.config.json) and inside it (metadata.config), the loss curve and a summary
 // go to the results folder.
 
+import { parseQuantizeFlag } from "../../lib/model/quantization";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -474,6 +475,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
       compressionRate: e.compressionRate as number,
       docMaxLength: e.docMaxLength as number,
       lora: { rank: e.loraRank as number, alpha: e.loraAlpha as number, dropout: e.loraDropout as number },
+      quantize: parseQuantizeFlag(e.quantize as string | undefined, e.groupSize as number | undefined),
     });
   } else if (stage === "stage2") {
     trainer = await Stage2Trainer.fromCheckpoint(e.from as string, train as InstructionRecord[], {
