@@ -86,13 +86,15 @@ describe("the sample paper", () => {
     }
   });
 
-  test("the full-width table becomes a paragraph of its own after the paragraph it interrupts", () => {
+  test("the full-width table and its caption become paragraphs of their own after the paragraph they interrupt", () => {
     const retrieval = doc.sections.find((s) => s.title === "2.2 Retrieval")!;
-    const float = retrieval.paragraphs.find((p) => p.float)!;
-    expect(float.page).toBe(2);
-    expect(float.text.split("\n")[0]).toBe(SAMPLE_PAPER.table.header.join(" | "));
-    for (const row of SAMPLE_PAPER.table.rows) expect(float.text).toContain(row.join(" | "));
-    expect(float.text).toContain(SAMPLE_PAPER.table.caption);
+    const floats = retrieval.paragraphs.filter((p) => p.float);
+    expect(floats.map((p) => p.role)).toEqual(["table", "caption"]);
+    const [table, caption] = floats;
+    expect(table.page).toBe(2);
+    expect(table.text.split("\n")[0]).toBe(SAMPLE_PAPER.table.header.join(" | "));
+    for (const row of SAMPLE_PAPER.table.rows) expect(table.text).toContain(row.join(" | "));
+    expect(caption.text).toBe(SAMPLE_PAPER.table.caption);
     // The paragraph the table interrupted continues on page 2 without it.
     const cut = retrieval.paragraphs.find((p) => p.text.includes("Table 1 lists"))!;
     expect(cut.float).toBeUndefined();
@@ -165,7 +167,7 @@ describe("chunks", () => {
 
 describe("paragraphs", () => {
   const at = (text: string, y: number, o: Partial<LayoutLine> = {}): LayoutLine => ({
-    page: 1, text, x0: 54, x1: 297, y, pageHeight: 792, size: 10, bold: false, region: "left", role: "body", cells: 1, ...o,
+    page: 1, text, x0: 54, x1: 297, y, pageHeight: 792, size: 10, bold: false, italic: false, region: "left", role: "body", cells: 1, cellStarts: [54], ...o,
   });
 
   test("a footnote at the bottom of a column does not cut the paragraph running into the next column", () => {

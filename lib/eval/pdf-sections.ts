@@ -1,14 +1,19 @@
-// Lines in reading order -> title, sections and paragraphs. Headings are lines set in bold or in
-// a larger font that are numbered ("3 Experiments", "2.1 Compression", "A Prompt Templates") or
-// carry a usual section name ("Abstract", "References", "Appendix B ..."); numbers must not go
-// backwards, so a bold list item is not a section. Paragraphs break at indents, vertical gaps,
-// short last lines and size changes; words hyphenated at line ends are joined again. Full-width
-// floats (tables) and footnotes become paragraphs of their own after the paragraph they cut.
+// Lines in reading order -> title, sections and paragraphs. Headings come from pdf-headings.ts.
+// Paragraphs break at first-line indents, vertical gaps, short last lines and size changes,
+// each measured against the lines around it (a quoted abstract is indented as a block, not
+// line by line); line-end hyphens are resolved by pdf-hyphenation.ts. Text that is not running
+// prose never enters a paragraph: full-width floats, table rows (cells apart, or text under a
+// cell of the row above), captions ("Table 2: ...") and footnotes (small text low on the page)
+// become paragraphs of their own, after the paragraph they interrupt.
 
-import { joinLines, wordSet } from "./text";
+import { DocumentVocabulary, joinParagraphLines } from "./pdf-hyphenation";
+import { HeadingDetector, NUMBERED, type Heading, type SectionKind } from "./pdf-headings";
 import type { LayoutLine } from "./pdf-layout";
 
-export type SectionKind = "front" | "abstract" | "body" | "references" | "appendix";
+export type { SectionKind } from "./pdf-headings";
+
+/** What a paragraph that is not running text is. */
+export type ParagraphRole = "float" | "table" | "caption" | "footnote" | "equation";
 
 export interface Paragraph {
   text: string;
@@ -16,8 +21,9 @@ export interface Paragraph {
   page: number;
   /** [offset in text, page] where the paragraph continues on another page. */
   pageBreaks?: Array<[number, number]>;
-  /** A full-width table or figure text moved out of the running text. */
+  /** Not running text: a table, caption, footnote or full-width float moved out of the prose. */
   float?: boolean;
+  role?: ParagraphRole;
 }
 
 export interface Section {
@@ -46,17 +52,15 @@ export interface SectionStats {
 
 export const FRONT_MATTER = "(front matter)";
 
-const NAMED =
-  /^(abstract|introduction|related work|background|preliminaries|method|methods|methodology|approach|model|experiments?|experimental (setup|results)|results|evaluation|analysis|discussion|conclusions?|conclusions? and future work|future work|limitations|broader impacts?|ethics statement|acknowledge?ments?|references|bibliography|appendix|appendices|supplementary materials?)$/i;
-const NUMBERED = /^((?:\d{1,2}|[A-Z])(?:\.\d{1,2}){0,3})\.?\s+(\p{Lu}.*)$/u;
-const APPENDIX = /^appendix\s+([A-Z])\b[:.]?\s*(.*)$/i;
+const CAPTION = /^(table|figure|fig\.)\s+[A-Z]?\d+[.:]/i;
+/** A displayed formula's line ends in its number, set apart: "h = ... | (1)". */
+const EQUATION_NUMBER = /\|\s*\(\d{1,3}[a-z]?\)$/;
+const FOOTNOTE_MARK = /^([\d*\u2020\u2021\u00a7\u00b6]{1,2})\s?\S/u;
+const RUN_IN_ABSTRACT = /^abstract\s*[\u2014\u2013:.-]\s*/i;
 
-interface Heading {
-  title: string;
-  number: string | null;
-  level: number;
-  kind: SectionKind;
-}
+/** Small text in the lowest part of a page is a footnote. */
+const FOOTNOTE_TOP = 0.6;
+const FOOTNOTE_SMALLER_BY = 1.5;
 
 /** The char-weighted most common font size, to half a point. */
 function bodyFontSize(lines: LayoutLine[]): number {
@@ -67,80 +71,6 @@ function bodyFontSize(lines: LayoutLine[]): number {
     counts.set(s, (counts.get(s) ?? 0) + l.text.length);
   }
   return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 10;
-}
-
-class HeadingDetector {
-  private lastTop = 0;
-  private lastLetter: number | null = null;
-  private afterReferences = false;
-
-  constructor(private readonly bodySize: number) {}
-
-  detect(line: LayoutLine): Heading | null {
-    const text = line.text.trim();
-    if (line.role === "float" || line.cells > 1 || text.length > 100 || text.split(/\s+/).length > 14) return null;
-    const emphasized = line.bold || line.size >= this.bodySize + 0.9;
-    const allCaps = /\p{Lu}{3}/u.test(text) && !/\p{Ll}/u.test(text);
-    const name = text.replace(/[.:]$/, "");
-    if (NAMED.test(name) && (emphasized || allCaps)) {
-      const lower = name.toLowerCase();
-      const kind: SectionKind = /^(references|bibliography)$/.test(lower)
-        ? "references"
-        : lower === "abstract"
-          ? "abstract"
-          : /^(appendix|appendices|supplementary)/.test(lower) || this.afterReferences
-            ? "appendix"
-            : "body";
-      return this.accept({ title: text.replace(/[.:]$/, ""), number: null, level: 1, kind });
-    }
-    if (!emphasized) return null;
-    const app = APPENDIX.exec(text);
-    if (app) {
-      this.lastLetter = app[1].toUpperCase().charCodeAt(0);
-      return this.accept({ title: text, number: app[1].toUpperCase(), level: 1, kind: "appendix" });
-    }
-    const m = NUMBERED.exec(text);
-    if (!m || /[.,;:]$/.test(m[2]) || !/\p{L}{3}/u.test(m[2])) return null;
-    const number = m[1];
-    const parts = number.split(".");
-    if (/^[A-Z]$/.test(parts[0])) {
-      // Appendix letters run A, B, C, ...: "X Desktop Group" on a title page is no appendix.
-      const code = parts[0].charCodeAt(0);
-      const inOrder = parts.length === 1 ? code === (this.lastLetter ?? 64) + 1 : code === this.lastLetter;
-      if (!inOrder || m[2].split(/\s+/).length > 8) return null;
-      this.lastLetter = code;
-      return this.accept({ title: text, number, level: parts.length, kind: "appendix" });
-    }
-    const top = Number(parts[0]);
-    // Numbers go forwards: "3.2" after "3.1", "4" after "3"; a jump of more than 2 is a list.
-    if (!this.afterReferences && (top < this.lastTop || top > this.lastTop + 2)) return null;
-    if (top === this.lastTop && parts.length === 1) return null;
-    this.lastTop = top;
-    return this.accept({ title: text, number, level: parts.length, kind: this.afterReferences ? "appendix" : "body" });
-  }
-
-  private accept(h: Heading): Heading {
-    if (h.kind === "references") this.afterReferences = true;
-    return h;
-  }
-}
-
-/** Where columns start and end on each page: the most common left and right edges. */
-function columnEdges(lines: LayoutLine[]): Map<string, { left: number; right: number }> {
-  const groups = new Map<string, LayoutLine[]>();
-  for (const l of lines) {
-    const k = `${l.page}:${l.region}`;
-    if (!groups.has(k)) groups.set(k, []);
-    groups.get(k)!.push(l);
-  }
-  const mode = (xs: number[]) => {
-    const c = new Map<number, number>();
-    for (const x of xs) c.set(Math.round(x), (c.get(Math.round(x)) ?? 0) + 1);
-    return [...c].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0][0];
-  };
-  const out = new Map<string, { left: number; right: number }>();
-  for (const [k, ls] of groups) out.set(k, { left: mode(ls.map((l) => l.x0)), right: mode(ls.map((l) => l.x1)) });
-  return out;
 }
 
 /** The usual distance between baselines, in ems (median over consecutive lines of a column). */
@@ -155,13 +85,53 @@ function leadingRatio(lines: LayoutLine[]): number {
   return r.length ? r[Math.floor(r.length / 2)] : 1.2;
 }
 
+/**
+ * The left and right edges of the block each line sits in: the outermost edges of the nearby
+ * lines of the same page, region and size. A paragraph's first line is indented against these.
+ */
+function blockEdges(lines: LayoutLine[]): Array<{ left: number; right: number }> {
+  const WINDOW = 4;
+  return lines.map((l, i) => {
+    let left = l.x0;
+    let right = l.x1;
+    for (let j = Math.max(0, i - WINDOW); j <= Math.min(lines.length - 1, i + WINDOW); j++) {
+      const o = lines[j];
+      if (o.page !== l.page || o.region !== l.region || o.role !== l.role || Math.abs(o.size - l.size) > 0.6 || o.cells > 1) continue;
+      left = Math.min(left, o.x0);
+      right = Math.max(right, o.x1);
+    }
+    return { left, right };
+  });
+}
+
+/**
+ * Footnotes: the run of small lines that ends a column (or page), low on the page, whose
+ * first line starts with a footnote mark ("1Three member ..."). A bibliography set small at
+ * the end of a column starts with its heading or "[1]" and is not one.
+ */
+function footnoteLines(lines: LayoutLine[], bodySize: number): Set<LayoutLine> {
+  const out = new Set<LayoutLine>();
+  const small = (l: LayoutLine) => l.role === "body" && l.size <= bodySize - FOOTNOTE_SMALLER_BY;
+  for (let end = 0; end < lines.length; ) {
+    let start = end;
+    while (end < lines.length && lines[end].page === lines[start].page && lines[end].region === lines[start].region) end++;
+    let first = end;
+    while (first > start && small(lines[first - 1])) first--;
+    if (first < end && lines[first].y > FOOTNOTE_TOP * lines[first].pageHeight && FOOTNOTE_MARK.test(lines[first].text)) {
+      for (let i = first; i < end; i++) out.add(lines[i]);
+    }
+  }
+  return out;
+}
+
 export function buildSections(lines: LayoutLine[]): { title: string; sections: Section[]; stats: SectionStats } {
   const bodySize = bodyFontSize(lines);
-  const edges = columnEdges(lines);
+  const edges = blockEdges(lines);
+  const edgeOf = new Map(lines.map((l, i) => [l, edges[i]]));
   const leading = leadingRatio(lines);
-  const vocabulary = wordSet(lines.map((l) => l.text));
+  const vocabulary = new DocumentVocabulary(lines.map((l) => l.text));
   const stats: SectionStats = { bodyFontSize: bodySize, headings: 0, dehyphenated: 0, floats: 0 };
-  const detector = new HeadingDetector(bodySize);
+  const footnotes = footnoteLines(lines, bodySize);
 
   // The title: the largest text on the first page's front matter (or its top), if clearly larger.
   const firstPage = lines[0]?.page ?? 1;
@@ -174,38 +144,83 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     for (let i = start; i < titleCandidates.length && Math.abs(titleCandidates[i].size - maxSize) < 0.5; i++) titleLines.add(titleCandidates[i]);
   }
   const title = [...titleLines].map((l) => l.text).join(" ");
+  const untitled = lines.filter((l) => !titleLines.has(l));
+  const detector = new HeadingDetector(bodySize, HeadingDetector.numbers(untitled, bodySize), untitled);
 
   const sections: Section[] = [];
   let current = newSection(0, { title: FRONT_MATTER, number: null, level: 0, kind: "front" }, [], firstPage);
   const stack: Array<{ level: number; title: string }> = [];
   let para: { text: string; page: number; pageBreaks: Array<[number, number]>; last: LayoutLine; lastPage: number } | null = null;
-  let floats: LayoutLine[] = [];
+  // Text kept out of the running paragraph, emitted after it: one entry per paragraph-to-be.
+  let asides: Array<{ role: ParagraphRole; lines: LayoutLine[] }> = [];
   let previousHeading: { line: LayoutLine; section: Section } | null = null;
+
+  const aside = (role: ParagraphRole, l: LayoutLine, startsNew: boolean) => {
+    const last = asides[asides.length - 1];
+    if (!startsNew && last && last.role === role) last.lines.push(l);
+    else asides.push({ role, lines: [l] });
+  };
 
   const endParagraph = () => {
     if (para) {
       current.paragraphs.push({ text: para.text, page: para.page, ...(para.pageBreaks.length ? { pageBreaks: para.pageBreaks } : {}) });
       para = null;
     }
-    if (floats.length) {
+    for (const a of asides) {
+      if (a.role === "table") {
+        current.paragraphs.push({ text: tableText(a.lines), page: a.lines[0].page, float: true, role: a.role });
+        touch(current, a.lines[a.lines.length - 1].page);
+        stats.floats++;
+        continue;
+      }
       let text = "";
-      floats.forEach((l, i) => {
+      a.lines.forEach((l, i) => {
         if (i === 0) text = l.text;
-        else if (l.cells > 1 || floats[i - 1].cells > 1) text += "\n" + l.text;
-        else text = joinLines(text, l.text, vocabulary).text;
+        else if (a.role === "table" || l.cells > 1 || a.lines[i - 1].cells > 1) text += "\n" + l.text;
+        else text = joinParagraphLines(text, l.text, vocabulary).text;
       });
-      current.paragraphs.push({ text, page: floats[0].page, float: true });
-      touch(current, floats[floats.length - 1].page);
+      current.paragraphs.push({ text, page: a.lines[0].page, float: true, role: a.role });
+      touch(current, a.lines[a.lines.length - 1].page);
       stats.floats++;
-      floats = [];
     }
+    asides = [];
   };
 
+  let previous: LayoutLine | null = null;
   for (const l of lines) {
     if (titleLines.has(l)) continue;
-    // Floats, and footnotes (small text low on the page), must not cut the running paragraph.
-    if (l.role === "float" || (l.size <= bodySize - 1.5 && l.y > 0.7 * l.pageHeight && current.kind !== "references")) {
-      floats.push(l);
+    const before = previous;
+    previous = l;
+    const lastAside = asides[asides.length - 1];
+    const lastAsideLine = lastAside?.lines[lastAside.lines.length - 1];
+    // Floats and footnotes must not cut the running paragraph.
+    if (l.role === "float") {
+      const caption = CAPTION.test(l.text);
+      const role: ParagraphRole = caption ? "caption" : l.cells > 1 ? "table" : lastAside?.role === "caption" && lastAsideLine === before ? "caption" : "float";
+      aside(role, l, caption || lastAsideLine !== before);
+      continue;
+    }
+    if (footnotes.has(l) && current.kind !== "references") {
+      const continues = lastAside?.role === "footnote" && lastAsideLine?.page === l.page && !(FOOTNOTE_MARK.test(l.text) && /[.!?]$/.test(lastAsideLine.text));
+      aside("footnote", l, !continues);
+      continue;
+    }
+    if (l.role === "body" && EQUATION_NUMBER.test(l.text)) {
+      aside("equation", l, true);
+      continue;
+    }
+    // Table rows: cells apart, or a line under a cell of the table row just above.
+    if ((l.cells > 1 && l.role === "body") || (lastAside?.role === "table" && lastAsideLine === before && continuesTable(lastAsideLine!, l))) {
+      aside("table", l, !(lastAside?.role === "table" && lastAsideLine === before));
+      continue;
+    }
+    // Captions: from "Table 2:" to the end of their paragraph.
+    if (CAPTION.test(l.text) && (!para || breaksParagraph(para.last, l, current.kind))) {
+      aside("caption", l, true);
+      continue;
+    }
+    if (lastAside?.role === "caption" && lastAsideLine === before && lastAsideLine.role === l.role && lastAsideLine.region === l.region && !breaksParagraph(lastAsideLine, l, current.kind)) {
+      aside("caption", l, false);
       continue;
     }
     // A heading that wraps: its second line follows closely in the same style.
@@ -219,37 +234,51 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     const h = detector.detect(l);
     if (h) {
       endParagraph();
-      finish(sections, current);
-      while (stack.length && stack[stack.length - 1].level >= h.level) stack.pop();
-      stack.push({ level: h.level, title: h.title });
-      current = newSection(sections.length, h, stack.map((s) => s.title), l.page);
-      stats.headings++;
+      startSection(h, l.page);
       previousHeading = { line: l, section: current };
       continue;
     }
+    let line = l;
+    // IEEE and others set the abstract's name in front of its first line: "Abstract—Small ...".
+    if (current.kind === "front" && RUN_IN_ABSTRACT.test(l.text)) {
+      endParagraph();
+      startSection({ title: "Abstract", number: null, level: 1, kind: "abstract" }, l.page);
+      line = { ...l, text: l.text.replace(RUN_IN_ABSTRACT, "") };
+      edgeOf.set(line, edgeOf.get(l)!);
+      para = { text: line.text, page: l.page, pageBreaks: [], last: line, lastPage: l.page };
+      continue;
+    }
     touch(current, l.page);
-    if (para && !breaksParagraph(para.last, l, current.kind)) {
+    if (para && !breaksParagraph(para.last, line, current.kind)) {
       const before = para.text.length;
-      const j = joinLines(para.text, l.text, vocabulary);
+      const j = joinParagraphLines(para.text, line.text, vocabulary);
       if (j.dehyphenated) stats.dehyphenated++;
       para.text = j.text;
-      if (l.page !== para.lastPage) {
-        para.pageBreaks.push([Math.min(before, para.text.length), l.page]);
-        para.lastPage = l.page;
+      if (line.page !== para.lastPage) {
+        para.pageBreaks.push([Math.min(before, para.text.length), line.page]);
+        para.lastPage = line.page;
       }
-      para.last = l;
+      para.last = line;
       continue;
     }
     endParagraph();
-    para = { text: l.text, page: l.page, pageBreaks: [], last: l, lastPage: l.page };
+    para = { text: line.text, page: line.page, pageBreaks: [], last: line, lastPage: line.page };
   }
   endParagraph();
   finish(sections, current);
   return { title, sections, stats };
 
+  function startSection(h: Heading, page: number): void {
+    finish(sections, current);
+    while (stack.length && stack[stack.length - 1].level >= h.level) stack.pop();
+    stack.push({ level: h.level, title: h.title });
+    current = newSection(sections.length, h, stack.map((s) => s.title), page);
+    stats.headings++;
+  }
+
   function breaksParagraph(prev: LayoutLine, cur: LayoutLine, kind: SectionKind): boolean {
-    const e = edges.get(`${cur.page}:${cur.region}`)!;
-    const pe = edges.get(`${prev.page}:${prev.region}`)!;
+    const e = edgeOf.get(cur)!;
+    const pe = edgeOf.get(prev)!;
     const indented = cur.x0 - e.left > 0.6 * cur.size;
     const sameColumn = prev.page === cur.page && prev.region === cur.region;
     const gap = sameColumn && cur.y - prev.y > (leading + 0.45) * prev.size;
@@ -264,6 +293,11 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     return indented || prevShort || gap || sizeChange;
   }
 
+  function continuesTable(row: LayoutLine, l: LayoutLine): boolean {
+    const sameColumn = row.page === l.page && row.region === l.region;
+    return sameColumn && l.y - row.y < (leading + 0.6) * row.size && row.cellStarts.slice(1).some((x) => Math.abs(x - l.x0) < 1.5);
+  }
+
   function continuesHeading(h: LayoutLine, l: LayoutLine): boolean {
     return (
       l.page === h.page && l.region === h.region && l.bold === h.bold && Math.abs(l.size - h.size) < 0.5 &&
@@ -271,6 +305,21 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       !NUMBERED.test(l.text) && l.text.split(/\s+/).length <= 8 && !/[.]$/.test(l.text)
     );
   }
+}
+
+/**
+ * A table's rows, cells joined by " | ", one row a line. A line with one cell that sits under
+ * a cell of the row above is that cell's text wrapping ("Top" / "temperature").
+ */
+function tableText(rows: LayoutLine[]): string {
+  const out: Array<{ cells: string[]; starts: number[] }> = [];
+  for (const l of rows) {
+    const last = out[out.length - 1];
+    const under = l.cells === 1 && last ? last.starts.findIndex((x, k) => k > 0 && Math.abs(x - l.x0) < 1.5) : -1;
+    if (under > 0 && last.cells.length === last.starts.length) last.cells[under] += " " + l.text;
+    else out.push({ cells: l.text.split(" | "), starts: l.cellStarts });
+  }
+  return out.map((r) => r.cells.join(" | ")).join("\n");
 }
 
 function newSection(index: number, h: Heading, path: string[], page: number): Section {

@@ -51,6 +51,11 @@ export interface ExtractedPdf {
 
 const BOLD_FONT = /bold|black|heavy|semibold|demi|medi(um)?\b|-bd|cmbx|cmb\d|\bbx/i;
 
+// pdflatex with T1-encoded fonts but without the cm-super outlines embeds bitmap (Type3) fonts
+// with no Unicode map, and pdf.js then reports the ligature glyphs by their T1 code points,
+// which are control characters: 0x1B-0x1F are ff, fi, fl, ffi, ffl there.
+const T1_LIGATURES: Record<string, string> = { "\u001b": "ff", "\u001c": "fi", "\u001d": "fl", "\u001e": "ffi", "\u001f": "ffl" };
+
 /** pdf.js's module, loaded once (ESM; see lib/esm.ts). */
 let pdfjsModule: Promise<any> | undefined;
 function pdfjs(): Promise<any> {
@@ -131,7 +136,7 @@ async function readPage(doc: any, pageNumber: number): Promise<PdfPageText> {
     const font = fonts.get(it.fontName) ?? "";
     const size = Math.hypot(c, d) || it.height || 0;
     items.push({
-      text: it.str,
+      text: it.str.replace(/[\u001b-\u001f]/g, (c: string) => T1_LIGATURES[c]),
       x: e,
       y: viewport.height - f,
       width: it.width,

@@ -53,10 +53,13 @@ export function normalizeForMatch(text: string): string {
     .trim();
 }
 
-/** A heading without its number, reduced to letters and digits: "3.1 Slot Assignment" -> "slotassignment". */
-function titleKey(title: string): string {
+/**
+ * A heading without its number, reduced to letters and digits: "3.1 Slot Assignment" ->
+ * "slotassignment". `printed` titles carry their number; the source's titles do not.
+ */
+function titleKey(title: string, printed = false): string {
   return normalizeForMatch(title)
-    .replace(/^(appendix\s+)?((\d+|[A-Z]|[IVXL]+)([.-](\d+|[A-Z]))*)\.?\s+(?=\S)/, "")
+    .replace(printed ? /^(appendix\s+)?((\d+|[A-Z]|[IVXL]+)([.-](\d+|[A-Z]))*)\.?\s+(?=\S)/ : /^$/, "")
     .toLowerCase()
     .replace(/[^\p{L}\p{N}]/gu, "");
 }
@@ -106,7 +109,7 @@ function grams(text: string, n = 4): string[] {
 export function scoreExtraction(doc: ExtractedPdf, truth: GroundTruth): FixtureScore {
   // Sections: in order, compared without numbers, case or punctuation.
   const expected = truth.sections.map((s) => titleKey(s.title));
-  const found = doc.sections.filter((s) => s.kind !== "front").map((s) => titleKey(s.title));
+  const found = doc.sections.filter((s) => s.kind !== "front").map((s) => titleKey(s.title, true));
   const common = lcsLength(expected, found);
 
   const stream = normalizeForMatch(doc.sections.map((s) => [s.kind === "front" ? "" : s.title, ...s.paragraphs.map((p) => p.text)].join(" ")).join(" "));
@@ -172,7 +175,7 @@ export function scoreExtraction(doc: ExtractedPdf, truth: GroundTruth): FixtureS
     missing,
     mixed,
     missingSections: truth.sections.filter((s) => !found.includes(titleKey(s.title))).map((s) => s.title),
-    extraSections: doc.sections.filter((s) => s.kind !== "front" && !expected.includes(titleKey(s.title))).map((s) => s.title),
+    extraSections: doc.sections.filter((s) => s.kind !== "front" && !expected.includes(titleKey(s.title, true))).map((s) => s.title),
   };
 }
 
