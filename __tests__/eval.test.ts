@@ -15,7 +15,7 @@ import { formatReport, goldChunks, loadEvaluations, REPORT_FILE } from "../lib/e
 import { readQaSet } from "../lib/eval/qa-set";
 import { scoreSummary, scoreTable } from "../lib/eval/score-table";
 import { defaultPdf, generateQuestions, resolveQuestions, runEvaluationSuite, type ModelEvaluation } from "../lib/eval/suite";
-import { buildCorpus, compressChunks, ragScenario, type AnswerAggregate, type AnswerScenario } from "../lib/eval/scenarios";
+import { batched, buildCorpus, compressChunks, ragScenario, type AnswerAggregate, type AnswerScenario } from "../lib/eval/scenarios";
 import { SAMPLE_PAPER } from "../tools/sample-paper";
 import { writeTinyModel } from "../tools/tiny-model";
 import { catchClara } from "./helpers/errors";
@@ -147,6 +147,30 @@ describe("runEvaluationSuite", () => {
       expect(md).toContain(`](${path.basename(c)})`);
     }
     expect(md).toContain("![stage1 training loss](stage1_loss.png)");
+  });
+
+  test("the wall time of every phase is kept and reported", () => {
+    const [s1, s3] = suite.results;
+    expect(Object.keys(s1.timings)).toEqual(["load", "chunks", "compress chunks", "zero-shot", "retrieval bm25", "rag bm25+compressed", "rag bm25+raw", "compression (reconstruction)"]);
+    expect(Object.keys(s3.timings)).toEqual(["load", "chunks", "compress chunks", "zero-shot", "retrieval bm25", "retrieval clara", "rag clara+compressed", "rag clara+raw", "rag bm25+compressed", "rag bm25+raw", "compression (reconstruction)"]);
+    for (const ms of Object.values(s3.timings)) expect(ms).toBeGreaterThanOrEqual(0);
+    const md = fs.readFileSync(suite.reportPath, "utf8");
+    expect(md).toContain("| Phase | stage1 | stage3 | untrained |");
+    expect(md).toContain(`| compress chunks | ${(s1.timings["compress chunks"] / 1000).toFixed(1)} | ${(s3.timings["compress chunks"] / 1000).toFixed(1)} |`);
+  });
+});
+
+describe("batches", () => {
+  test("with a length, similar lengths share a batch; results come back in the items' order", async () => {
+    const items = ["a".repeat(9), "b", "c".repeat(5), "d".repeat(2), "e".repeat(8), "f".repeat(3)];
+    const seen: string[][] = [];
+    const out = await batched(items, 2, async (batch) => (seen.push(batch), batch.map((x) => x.toUpperCase())), (x) => x.length);
+    expect(seen.map((b) => b.map((x) => x[0]))).toEqual([["b", "d"], ["f", "c"], ["e", "a"]]);
+    expect(out.map((r) => r.value)).toEqual(items.map((x) => x.toUpperCase()));
+    const plain: string[][] = [];
+    await batched(items, 4, async (batch) => (plain.push(batch), batch), undefined);
+    expect(plain.map((b) => b.length)).toEqual([4, 2]);
+    expect(plain.flat()).toEqual(items);
   });
 });
 

@@ -6,7 +6,7 @@
 
 import { sliceRows, type ClaraModel } from "../clara/clara-model";
 import { rougeL, tokenF1 } from "./metrics";
-import { batched, esc, mean, resolved, type CompressedChunks, type Corpus, type ScenarioOptions } from "./scenarios";
+import { batched, esc, mean, resolved, type CompressedChunks, type Corpus, type Resolved, type ScenarioOptions } from "./scenarios";
 
 export interface CompressionRow {
   chunk: number;
@@ -42,28 +42,37 @@ function meansOf(rows: CompressionRow[]): CompressionMeans {
   return { n: rows.length, mse: mean(rows.map((r) => r.mse)), cosine: mean(rows.map((r) => r.cosine)), rougeL: mean(rows.map((r) => r.rougeL)), tokenF1: mean(rows.map((r) => r.tokenF1)) };
 }
 
-/** Mean over the positions of each sequence of the base model's final-norm states: [H] each. */
-async function meanEmbeddings(clara: ClaraModel, texts: string[]): Promise<Float64Array[]> {
-  const seqs = texts.map((t) => clara.model.tokenizer.encode(esc(t)));
-  const nonEmpty = seqs.map((s) => s.length > 0);
-  const batch = seqs.filter((_, i) => nonEmpty[i]);
-  const out: Float64Array[] = [];
-  const h = batch.length ? await clara.model.hidden(batch) : null; // [B, L, H], left-padded
-  let b = 0;
-  for (let i = 0; i < seqs.length; i++) {
-    if (!nonEmpty[i] || !h) {
-      out.push(new Float64Array(0));
-      continue;
-    }
-    const [, L, H] = h.shape;
-    const data = h.data as Float32Array;
-    const v = new Float64Array(H);
-    for (let t = L - seqs[i].length; t < L; t++) for (let d = 0; d < H; d++) v[d] += data[(b * L + t) * H + d];
-    for (let d = 0; d < H; d++) v[d] /= seqs[i].length;
-    out.push(v);
-    b++;
-  }
-  return out;
+/**
+ * Mean over the positions of each text of the base model's final-norm states: [H] each (empty
+ * for a text with no tokens). Texts of similar length are run together; the base model's states
+ * do not depend on the checkpoint, so they are kept in `cache` for the other stages.
+ */
+async function meanEmbeddings(clara: ClaraModel, texts: string[], o: Resolved): Promise<Float64Array[]> {
+  const cache = o.embeddingCache ?? new Map<string, Float64Array>();
+  const key = (t: string) => `${clara.model.fingerprint()}|${t}`;
+  const todo = [...new Set(texts.filter((t) => !cache.has(key(t))))];
+  const seqs = new Map(todo.map((t) => [t, clara.model.tokenizer.encode(esc(t))]));
+  for (const t of todo) if (seqs.get(t)!.length === 0) cache.set(key(t), new Float64Array(0));
+  const run = todo.filter((t) => seqs.get(t)!.length > 0);
+  const states = await batched(
+    run,
+    o.batchSize,
+    async (batch) => {
+      const h = await clara.model.hidden(batch.map((t) => seqs.get(t)!)); // [B, L, H], left-padded
+      const [, L, H] = h.shape;
+      const data = h.data as Float32Array;
+      return batch.map((t, b) => {
+        const n = seqs.get(t)!.length;
+        const v = new Float64Array(H);
+        for (let p = L - n; p < L; p++) for (let d = 0; d < H; d++) v[d] += data[(b * L + p) * H + d];
+        for (let d = 0; d < H; d++) v[d] /= n;
+        return v;
+      });
+    },
+    (t) => seqs.get(t)!.length,
+  );
+  run.forEach((t, i) => cache.set(key(t), states[i].value));
+  return texts.map((t) => cache.get(key(t))!);
 }
 
 export function cosine(a: Float64Array, b: Float64Array): number {
@@ -85,19 +94,26 @@ export async function compressionScenario(clara: ClaraModel, corpus: Corpus, com
   const cap = o.maxCompressionChunks;
   if (cap !== undefined && cap >= 1 && chosen.length > cap) chosen = Array.from({ length: cap }, (_, i) => chosen[Math.floor((i * chosen.length) / cap)]);
   const prompt = clara.templates.paraphrasePrompt(0);
-  const reconstructions = await batched(chosen, o.batchSize, (batch) => {
-    const maxTokens = o.reconstructionMaxTokens ?? Math.min(clara.docMaxLength + 32, Math.ceil(1.25 * Math.max(...batch.map((c) => c.tokens))) + 16);
-    return clara.generateFromPrompts(
-      batch.map(() => prompt),
-      batch.map((c) => sliceRows(compressed.vectors, c.index, 1)),
-      { maxTokens, batchSize: batch.length },
-    );
-  });
+  // Chunks of similar length share a batch: its answer budget follows its longest chunk.
+  const reconstructions = await batched(
+    chosen,
+    o.batchSize,
+    (batch) => {
+      const maxTokens = o.reconstructionMaxTokens ?? Math.min(clara.docMaxLength + 32, Math.ceil(1.25 * Math.max(...batch.map((c) => c.tokens))) + 16);
+      return clara.generateFromPrompts(
+        batch.map(() => prompt),
+        batch.map((c) => sliceRows(compressed.vectors, c.index, 1)),
+        { maxTokens, batchSize: batch.length },
+      );
+    },
+    (c) => c.tokens,
+  );
+  const originals = await meanEmbeddings(clara, chosen.map((c) => c.text), o);
+  const rebuilt = await meanEmbeddings(clara, reconstructions.map((r) => r.value), o);
   const rows: CompressionRow[] = [];
   for (let i = 0; i < chosen.length; i++) {
     const c = chosen[i];
     const { value: reconstruction, ms } = reconstructions[i];
-    const [a, b] = await meanEmbeddings(clara, [c.text, reconstruction]);
     rows.push({
       chunk: c.index,
       section: c.section,
@@ -105,7 +121,7 @@ export async function compressionScenario(clara: ClaraModel, corpus: Corpus, com
       tokens: c.tokens,
       memoryTokens: clara.nMem,
       mse: compressed.mse[c.index],
-      cosine: cosine(a, b),
+      cosine: cosine(originals[i], rebuilt[i]),
       rougeL: rougeL(reconstruction, c.text),
       tokenF1: tokenF1(reconstruction, c.text),
       reconstruction,

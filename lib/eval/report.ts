@@ -200,6 +200,20 @@ export function formatReport(o: {
       `Chunk compression (the index) took ${all.map((e) => `${e.label} ${f0(e.index.compressMs)} ms`).join(", ")}.`,
   );
   lines.push("");
+  const timed = all.filter((e) => e.timings);
+  if (timed.length) {
+    const phases = [...new Set(timed.flatMap((e) => Object.keys(e.timings)))];
+    const seconds = (ms: number | undefined) => (ms === undefined ? "–" : (ms / 1000).toFixed(1));
+    lines.push("Where the time went (wall seconds per phase; answers of the base model shared between models cost only their first model):");
+    lines.push("");
+    lines.push(
+      table(
+        ["Phase", ...timed.map((e) => e.label)],
+        [...phases.map((p) => [p, ...timed.map((e) => seconds(e.timings[p]))]), ["total", ...timed.map((e) => seconds(Object.values(e.timings).reduce((a, b) => a + b, 0)))]],
+      ),
+    );
+    lines.push("");
+  }
 
   lines.push("## By category (F1 / ACC / EM)");
   for (const e of all) {

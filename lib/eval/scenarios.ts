@@ -15,6 +15,7 @@ import { performance } from "node:perf_hooks";
 import { ClaraError } from "../errors";
 import { escapeSpecialTokens } from "../data/escape";
 import { ADAPTERS, concatRows, sliceRows, type ClaraModel } from "../clara/clara-model";
+import { withoutCommonPadding } from "../clara/encoder-padding";
 import { SYSTEM_PROMPTS } from "../clara/templates";
 import type { Tensor } from "../tensor";
 import { Bm25 } from "./bm25";
@@ -45,6 +46,8 @@ export interface ScenarioOptions {
    */
   batchSize?: number;
   cache?: AnswerCache;
+  /** Base-model mean states by text (compression.ts), shared between stages like `cache`. */
+  embeddingCache?: Map<string, Float64Array>;
   onProgress?: (message: string) => void;
   /** Times the scenarios' phases (one per evaluated model). */
   timer?: PhaseTimer;
@@ -93,13 +96,16 @@ export interface CompressedChunks {
   ms: number;
 }
 
-/** Compresses every chunk (one at a time, so each gets its own MSE term). */
+/**
+ * Compresses every chunk, one at a time so that each gets its own MSE term, without the padding
+ * that would only widen it to docMaxLength (a section's short last chunk costs its own length).
+ */
 export async function compressChunks(clara: ClaraModel, chunks: Chunk[]): Promise<CompressedChunks> {
   const t0 = performance.now();
   const parts: Tensor[] = [];
   const mse: number[] = [];
   for (const c of chunks) {
-    const r = await clara.handle.claraCompress({ docs: clara.encoderBatch([esc(c.text)]), spec: clara.spec(1) });
+    const r = await clara.handle.claraCompress({ docs: withoutCommonPadding(clara.encoderBatch([esc(c.text)])), spec: clara.spec(1) });
     parts.push(r.vectors); // [1, n, H]
     mse.push(r.mse);
   }
@@ -239,15 +245,25 @@ function chatIds(clara: ClaraModel, system: string, user: string): number[] {
 
 export type Resolved = ScenarioOptions & { k: number; maxNewTokens: number; batchSize: number; compressionChunks: "first-per-section" | "all" };
 
-/** Runs `fn` on batches of `items`; each result gets its batch's wall time / batch size. */
-export async function batched<T, R>(items: T[], size: number, fn: (batch: T[]) => Promise<R[]>): Promise<Array<{ value: R; ms: number }>> {
-  const out: Array<{ value: R; ms: number }> = [];
-  for (let i = 0; i < items.length; i += size) {
-    const batch = items.slice(i, i + size);
+/**
+ * Runs `fn` on batches of `items`; each result gets its batch's wall time / batch size. With
+ * `length`, items of similar length share a batch (results still come back in the items'
+ * order): a batch is left-padded to its longest prompt and generates until its longest answer
+ * ends, so mixing a 300-token prompt with 1,300-token ones costs the short one the long one's time.
+ */
+export async function batched<T, R>(items: T[], size: number, fn: (batch: T[]) => Promise<R[]>, length?: (item: T) => number): Promise<Array<{ value: R; ms: number }>> {
+  const order = items.map((_, i) => i);
+  if (length) {
+    const lengths = items.map(length);
+    order.sort((a, b) => lengths[a] - lengths[b] || a - b);
+  }
+  const out: Array<{ value: R; ms: number }> = new Array(items.length);
+  for (let i = 0; i < order.length; i += size) {
+    const slots = order.slice(i, i + size);
     const t0 = performance.now();
-    const values = await fn(batch);
-    const ms = (performance.now() - t0) / batch.length;
-    for (const value of values) out.push({ value, ms });
+    const values = await fn(slots.map((j) => items[j]));
+    const ms = (performance.now() - t0) / slots.length;
+    slots.forEach((j, b) => (out[j] = { value: values[b], ms }));
   }
   return out;
 }
@@ -260,10 +276,15 @@ async function baseAnswers(clara: ClaraModel, turns: Array<{ system: string; use
   const missing = [...new Set(keys.filter((_, i) => !cached[i]))];
   const fresh = new Map<string, { text: string; ms: number; promptTokens: number }>();
   const idsOf = new Map(keys.map((k, i) => [k, ids[i]]));
-  const done = await batched(missing, o.batchSize, async (batch) => {
-    const g = await clara.model.generate(batch.map((k) => idsOf.get(k)!), { maxTokens: o.maxNewTokens, temperature: 0 });
-    return g.texts.map((t) => t.trim());
-  });
+  const done = await batched(
+    missing,
+    o.batchSize,
+    async (batch) => {
+      const g = await clara.model.generate(batch.map((k) => idsOf.get(k)!), { maxTokens: o.maxNewTokens, temperature: 0 });
+      return g.texts.map((t) => t.trim());
+    },
+    (k) => idsOf.get(k)!.length,
+  );
   done.forEach(({ value, ms }, i) => {
     const r = { text: value, ms, promptTokens: idsOf.get(missing[i])!.length };
     fresh.set(missing[i], r);

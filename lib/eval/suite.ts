@@ -230,6 +230,7 @@ export async function runEvaluationSuite(options: EvaluationSuiteOptions): Promi
     maxCompressionChunks: options.maxCompressionChunks,
     batchSize: options.batchSize,
     cache: new Map() as AnswerCache,
+    embeddingCache: new Map(),
     onProgress: log,
   };
   const given = STAGES.filter((s) => options.checkpoints[s]);
