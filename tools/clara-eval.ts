@@ -23,6 +23,7 @@ import { Model } from "../lib/model/model";
 import { Tokenizer } from "../lib/tokenizer";
 import { approximateTokenCount } from "../lib/eval/chunks";
 import { extractPdf, sectionsFile } from "../lib/eval/pdf";
+import { extractionQuality, formatQuality } from "../lib/eval/pdf-quality";
 import { makeQaSet, QA_FORMAT_HELP, writeQaSet } from "../lib/eval/qa-set";
 import { loadEvaluations, writeEvaluationReport } from "../lib/eval/report";
 import { scoreSummary, scoreTable } from "../lib/eval/score-table";
@@ -103,8 +104,16 @@ async function main(argv: string[]): Promise<void> {
         const file = sectionsFile(doc, { maxTokens: a.docMaxLength, countTokens: tok.count, tokenizer: tok.name });
         fs.mkdirSync(path.dirname(out), { recursive: true });
         writeFileAtomic(out, Buffer.from(JSON.stringify(file, null, 1) + "\n"));
-        say(a)(`${doc.pages} pages; sections: ${doc.sections.map((s) => s.title).join(" | ")}`);
-        result(a, { out, pages: doc.pages, sections: doc.sections.length, chunks: file.chunks.length, title: doc.title }, `wrote ${out}: ${doc.sections.length} sections, ${file.chunks.length} chunks of <= ${a.docMaxLength} tokens`);
+        const quality = extractionQuality(doc);
+        say(a)(`${doc.pages} pages; title: ${doc.title || "(none found)"}\n${formatQuality({ ...quality, warnings: [] })}`);
+        // Warnings show even with --quiet: a wrong structure spoils every score computed on it.
+        if (!a.json) for (const w of quality.warnings) process.stderr.write(`warning: ${pdf}: ${w}\n`);
+        result(
+          a,
+          { out, pages: doc.pages, sections: doc.sections.length, paragraphs: quality.paragraphs, characters: quality.characters, chunks: file.chunks.length, title: doc.title, warnings: quality.warnings },
+          `wrote ${out}: ${doc.sections.length} sections, ${quality.paragraphs} paragraphs, ${quality.characters} characters, ${file.chunks.length} chunks of <= ${a.docMaxLength} tokens` +
+            (quality.warnings.length ? ` (${quality.warnings.length} warning${quality.warnings.length > 1 ? "s" : ""}: check the structure before evaluating)` : ""),
+        );
       },
     )
     .command(

@@ -41,10 +41,14 @@ export interface LayoutStats {
   /** Rotated or vertical items skipped (e.g. arXiv's margin stamp). */
   rotatedItems: number;
   twoColumnPages: number;
+  /** Running-text lines shorter than SHORT_LINE_CHARS: many of them mean a broken layout. */
+  shortLines: number;
   /** The gutter found, in points from the left edge; null for single-column documents. */
   gutter: [number, number] | null;
 }
 
+/** Lines with fewer characters than this are "short" in the layout statistics. */
+export const SHORT_LINE_CHARS = 15;
 /** Items closer than this many ems are one piece; wider gaps separate pieces. */
 const PIECE_GAP_EM = 0.8;
 /** Pieces further apart than this many ems are table cells. */
@@ -53,7 +57,7 @@ const CELL_GAP_EM = 1.5;
 const WORD_GAP_EM = 0.12;
 
 export function layoutPages(pages: PdfPageText[]): { lines: LayoutLine[]; stats: LayoutStats } {
-  const stats: LayoutStats = { items: 0, lines: 0, headerFooterLines: 0, rotatedItems: 0, twoColumnPages: 0, gutter: null };
+  const stats: LayoutStats = { items: 0, lines: 0, headerFooterLines: 0, rotatedItems: 0, twoColumnPages: 0, shortLines: 0, gutter: null };
   const flatByPage = pages.map((p) => {
     stats.items += p.items.length;
     const flat = p.items.filter((i) => i.horizontal);
@@ -93,6 +97,7 @@ export function layoutPages(pages: PdfPageText[]): { lines: LayoutLine[]; stats:
     }
   });
   stats.lines = lines.length;
+  stats.shortLines = lines.filter((l) => l.role === "body" && l.text.length < SHORT_LINE_CHARS).length;
   return { lines, stats };
 }
 

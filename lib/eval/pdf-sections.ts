@@ -124,6 +124,32 @@ function footnoteLines(lines: LayoutLine[], bodySize: number): Set<LayoutLine> {
   return out;
 }
 
+/** A piece of a formula: short, and no word of three or more lower-case letters. */
+const FORMULA_FRAGMENT = /^(?!.*\p{Ll}{3})[^]{1,14}$/u;
+
+/**
+ * Displayed formulas: a line ending in an equation number, and the fragments a formula's
+ * stacked symbols leave on lines just above or below it ("XK", "k=1").
+ */
+function equationLines(lines: LayoutLine[], leading: number): Set<LayoutLine> {
+  const out = new Set<LayoutLine>();
+  lines.forEach((l, i) => {
+    if (l.role !== "body" || !EQUATION_NUMBER.test(l.text)) return;
+    out.add(l);
+    for (const step of [-1, 1]) {
+      let near = l;
+      for (let j = i + step; j >= 0 && j < lines.length; j += step) {
+        const o = lines[j];
+        const close = o.page === near.page && o.region === near.region && Math.abs(o.y - near.y) < (leading + 0.5) * Math.max(o.size, near.size);
+        if (!close || !FORMULA_FRAGMENT.test(o.text.trim())) break;
+        out.add(o);
+        near = o;
+      }
+    }
+  });
+  return out;
+}
+
 export function buildSections(lines: LayoutLine[]): { title: string; sections: Section[]; stats: SectionStats } {
   const bodySize = bodyFontSize(lines);
   const edges = blockEdges(lines);
@@ -132,6 +158,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
   const vocabulary = new DocumentVocabulary(lines.map((l) => l.text));
   const stats: SectionStats = { bodyFontSize: bodySize, headings: 0, dehyphenated: 0, floats: 0 };
   const footnotes = footnoteLines(lines, bodySize);
+  const equations = equationLines(lines, leadingRatio(lines));
 
   // The title: the largest text on the first page's front matter (or its top), if clearly larger.
   const firstPage = lines[0]?.page ?? 1;
@@ -205,8 +232,8 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       aside("footnote", l, !continues);
       continue;
     }
-    if (l.role === "body" && EQUATION_NUMBER.test(l.text)) {
-      aside("equation", l, true);
+    if (equations.has(l)) {
+      aside("equation", l, !(lastAside?.role === "equation" && lastAsideLine === before));
       continue;
     }
     // Table rows: cells apart, or a line under a cell of the table row just above.
