@@ -10,7 +10,7 @@ import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/der
 import { SYSTEM_PROMPTS } from "../lib/clara/templates";
 import { memoryTokenCount } from "../lib/clara/config";
 import { optimizerFile } from "../lib/io/checkpoint";
-import type { Tensor } from "../lib/tensor";
+import { tensor, type Tensor } from "../lib/tensor";
 import { oracleTest, runPython } from "./helpers/oracle";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
 
@@ -84,6 +84,27 @@ describe("templates and tokens", () => {
       expect(trained.slice(0, probe.length)).toEqual(probe);
       expect(clara.model.tokenizer.decode(trained.slice(probe.length))).toMatch(new RegExp(`^ ${answers[j]}(\n|<\\|im_end\\|>)`));
     }
+  });
+
+  it("leaves out the padding columns every row shares, and its vectors and MSE are the full-width batch's", async () => {
+    const texts = ["a short one.", "The river runs north past the old mill, then east under the stone bridge to the sea.", "two words"];
+    const trimmed = clara.encoderBatch(texts);
+    const width = clara.docMaxLength + 3 + clara.nMem;
+    const full = clara.templates.encoderInput(texts[1]);
+    // Trimmed to the longest document: the columns before its first real token are gone.
+    expect(trimmed.positionOffset).toBe(full.valid.indexOf(1));
+    expect(trimmed.ids.shape).toEqual([3, width - trimmed.positionOffset!]);
+    expect(trimmed.positionOffset).toBeGreaterThan(0);
+    // The reference's full-width batch, computed as such.
+    const rows = texts.map((t) => clara.templates.encoderInput(t));
+    const fullBatch = {
+      ids: tensor("int32", [3, width], Int32Array.from(rows.flatMap((r) => r.ids))),
+      keyValid: tensor("uint8", [3, width], Uint8Array.from(rows.flatMap((r) => r.valid))),
+    };
+    const a = await clara.handle.claraCompress({ docs: trimmed, spec: clara.spec(1) });
+    const b = await clara.handle.claraCompress({ docs: fullBatch, spec: clara.spec(1) });
+    expect(maxRelativeDifference(a.vectors.data as Float32Array, b.vectors.data as Float32Array)).toBeLessThanOrEqual(1e-5);
+    expect(a.mse).toBeCloseTo(b.mse, 5);
   });
 
   it("compresses each document into n × H vectors", async () => {
@@ -359,3 +380,13 @@ describe("resume", () => {
     expect(readNpz(file).size).toBeGreaterThan(0);
   });
 });
+
+function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}

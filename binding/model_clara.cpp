@@ -33,7 +33,7 @@ ClaraSpec to_clara_spec(Napi::Env env, Napi::Value v) {
 
 EncoderBatch to_encoder_batch(const HostBatch& b) {
   TokenBatch t = to_token_batch(b);
-  return {t.ids, t.key_valid ? *t.key_valid : mx::ones(t.ids.shape(), mx::bool_)};
+  return {t.ids, t.key_valid ? *t.key_valid : mx::ones(t.ids.shape(), mx::bool_), b.position_offset};
 }
 
 // A stage micro-batch as it arrives from JS: documents / query / candidates / prompt batches.

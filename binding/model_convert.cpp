@@ -70,6 +70,7 @@ HostBatch to_host_batch(Napi::Env env, Napi::Value v, const std::string& field) 
   }
   if (!o.Get("keyValid").IsUndefined()) b.key_valid = to_host_tensor(env, o.Get("keyValid"), field + ".keyValid");
   if (!o.Get("lossMask").IsUndefined()) b.loss_mask = to_host_tensor(env, o.Get("lossMask"), field + ".lossMask");
+  b.position_offset = int_option(o, "positionOffset", 0, 0, 1 << 24);
   for (auto* t : {b.key_valid ? &*b.key_valid : nullptr, b.loss_mask ? &*b.loss_mask : nullptr}) {
     if (t && t->shape != b.ids.shape) throw_invalid_argument(env, field, "masks must have the shape of " + field + ".ids");
   }

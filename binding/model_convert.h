@@ -26,6 +26,7 @@ struct HostBatch {
   HostTensor ids;
   std::optional<HostTensor> key_valid;
   std::optional<HostTensor> loss_mask;
+  int position_offset;  // encoder batches: padding columns left out before column 0
 };
 
 ModelConfig to_model_config(Napi::Object o);

@@ -38,6 +38,8 @@ export interface NativeBatch {
   ids: Tensor;
   keyValid?: Tensor;
   lossMask?: Tensor;
+  /** Encoder batches: all-padding columns left out before column 0 (RoPE positions start after them). */
+  positionOffset?: number;
 }
 
 export type NamedTensor = [string, Tensor];

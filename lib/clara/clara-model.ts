@@ -166,14 +166,20 @@ export class ClaraModel {
       if (e.truncated) this.truncatedDocuments++;
       return e;
     });
-    const L = inputs[0].ids.length;
+    // Every input is left-padded to the reference's full width (docMaxLength + 3 + n). Columns that
+    // are padding in every row are not computed: the batch starts at the first real column and its
+    // RoPE positions at that column's, so the vectors are the full-width batch's (same positions,
+    // pads masked) for a fraction of the work when documents are shorter than docMaxLength.
+    const width = inputs[0].ids.length;
+    const skip = Math.min(...inputs.map((e) => e.valid.indexOf(1)));
+    const L = width - skip;
     const ids = new Int32Array(inputs.length * L);
     const valid = new Uint8Array(inputs.length * L);
     inputs.forEach((e, b) => {
-      ids.set(e.ids, b * L);
-      valid.set(e.valid, b * L);
+      ids.set(e.ids.slice(skip), b * L);
+      valid.set(e.valid.slice(skip), b * L);
     });
-    return { ids: tensor("int32", [inputs.length, L], ids), keyValid: tensor("uint8", [inputs.length, L], valid) };
+    return { ids: tensor("int32", [inputs.length, L], ids), keyValid: tensor("uint8", [inputs.length, L], valid), positionOffset: skip };
   }
 
   /** Compressed documents: [B, n, H] float32 (the compressor's memory-token states). */

@@ -15,7 +15,6 @@ import { performance } from "node:perf_hooks";
 import { ClaraError } from "../errors";
 import { escapeSpecialTokens } from "../data/escape";
 import { ADAPTERS, concatRows, sliceRows, type ClaraModel } from "../clara/clara-model";
-import { withoutCommonPadding } from "../clara/encoder-padding";
 import { SYSTEM_PROMPTS } from "../clara/templates";
 import type { Tensor } from "../tensor";
 import { Bm25 } from "./bm25";
@@ -105,7 +104,7 @@ export async function compressChunks(clara: ClaraModel, chunks: Chunk[]): Promis
   const parts: Tensor[] = [];
   const mse: number[] = [];
   for (const c of chunks) {
-    const r = await clara.handle.claraCompress({ docs: withoutCommonPadding(clara.encoderBatch([esc(c.text)])), spec: clara.spec(1) });
+    const r = await clara.handle.claraCompress({ docs: clara.encoderBatch([esc(c.text)]), spec: clara.spec(1) });
     parts.push(r.vectors); // [1, n, H]
     mse.push(r.mse);
   }

@@ -12,6 +12,9 @@ namespace clara {
 struct EncoderBatch {
   mx::array ids;        // [B, L] int32; the last n columns are <MEM0>…<MEM{n-1}>
   mx::array key_valid;  // [B, L] bool; left padding is 0
+  // Padding columns every row had and the batch left out (RoPE positions start after them): the
+  // vectors are those of the full-width batch, without computing its all-padding columns.
+  int position_offset;
 };
 
 struct Compressed {

@@ -97,7 +97,8 @@ mx::array causal_sdpa_in_blocks(const mx::array& q, const mx::array& k, const mx
 }
 
 mx::array attention(const ParamView& p, const ModelConfig& c, int layer, const mx::array& x, const std::optional<mx::array>& mask,
-                    bool causal_only, const std::optional<mx::array>& periods, const ActiveAdapter& adapter, KVCache* cache) {
+                    bool causal_only, const std::optional<mx::array>& periods, const ActiveAdapter& adapter, KVCache* cache,
+                    int position_offset) {
   const std::string pre = "model.layers." + std::to_string(layer) + ".self_attn.";
   int B = x.shape(0), L = x.shape(1), nh = c.num_attention_heads, kvh = c.num_key_value_heads, D = c.resolved_head_dim();
   int base = layer * kLinearsPerLayer;
@@ -112,8 +113,8 @@ mx::array attention(const ParamView& p, const ModelConfig& c, int layer, const m
   k = mx::transpose(k, {0, 2, 1, 3});  // [B, kvh, L, D]
   v = mx::transpose(v, {0, 2, 1, 3});
   int offset = cache ? cache->offset : 0;
-  q = rope(c, q, offset, periods);
-  k = rope(c, k, offset, periods);
+  q = rope(c, q, offset + position_offset, periods);
+  k = rope(c, k, offset + position_offset, periods);
   if (cache) {
     int T = offset + L;
     mx::array& kc = cache->keys[layer];
@@ -163,7 +164,9 @@ mx::array embed_tokens(const ParamView& p, const mx::array& ids, const VocabExte
 }
 
 mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::array& embeddings,
-                         const std::optional<mx::array>& key_valid, const ActiveAdapter& adapter, KVCache* cache) {
+                         const std::optional<mx::array>& key_valid, const ActiveAdapter& adapter, KVCache* cache,
+                         int position_offset) {
+  if (position_offset < 0) invalid_argument("decoder", "position offset must be >= 0");
   if (embeddings.ndim() != 3 || embeddings.shape(2) != c.hidden_size) {
     invalid_argument("decoder", "embeddings must be [B, L, hidden_size]");
   }
@@ -183,7 +186,7 @@ mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::arr
   for (int i = 0; i < c.num_hidden_layers; ++i) {
     const std::string pre = "model.layers." + std::to_string(i) + ".";
     h = mx::add(h, attention(p, c, i, mx::fast::rms_norm(h, p.at(pre + "input_layernorm.weight"), c.rms_norm_eps), mask,
-                             causal_only, periods, keyed, cache));
+                             causal_only, periods, keyed, cache, position_offset));
     h = mx::add(h, mlp(p, i, mx::fast::rms_norm(h, p.at(pre + "post_attention_layernorm.weight"), c.rms_norm_eps), keyed));
   }
   if (cache) cache->offset += L;

@@ -35,8 +35,11 @@ mx::array embed_tokens(const ParamView& p, const mx::array& ids, const VocabExte
 // Runs every decoder layer on input embeddings and returns the final-norm hidden states
 // [B, L, H] (the tensor that feeds lm_head; CLaRa's compressor output, spec §1.4).
 // key_valid: [B, T] with 1 for real tokens and 0 for left padding, or nullopt when unpadded.
+// position_offset: RoPE positions start there instead of at the cache offset's 0 — the positions
+// a left-padded row would have had if `position_offset` more padding columns stood before it.
 mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::array& embeddings,
-                         const std::optional<mx::array>& key_valid, const ActiveAdapter& adapter, KVCache* cache = nullptr);
+                         const std::optional<mx::array>& key_valid, const ActiveAdapter& adapter, KVCache* cache = nullptr,
+                         int position_offset = 0);
 
 // [B, L, H] -> [B, L, V (+E)] logits: tied or untied head, plus the extension's columns.
 mx::array lm_logits(const ParamView& p, const ModelConfig& c, const mx::array& hidden,
