@@ -1,6 +1,6 @@
 // PDF extraction on documents made by real typesetters (tools/pdf-fixtures/: pdflatex article
-// one- and two-column, a spanning abstract with figure*/table*, IEEEtran, a paper with
-// appendices, footnotes with a multi-page longtable, LibreOffice, headless Chromium), checked
+// one- and two-column, a spanning abstract with figure*/table*, IEEEtran, acmart sigconf, a
+// paper with appendices, footnotes with a multi-page longtable, LibreOffice, headless Chromium), checked
 // against ground truth read from each source: every section title in order (recall and
 // precision), every source paragraph contiguous and in order, no sentence mixing two source
 // paragraphs, running heads gone, captions, footnotes and table rows kept apart from the prose.
@@ -123,6 +123,16 @@ describe("particular layouts", () => {
     expect(doc.sections.at(-1)!.kind).toBe("references");
   });
 
+  test("acmart: the author grid is front matter, the permission block is kept apart, the page-2 head is gone", async () => {
+    const doc = await extract("acm-sigconf");
+    expect(doc.sections[0].kind).toBe("front");
+    expect(doc.sections[0].text).toMatch(/^Yusuf Brannigan \| Elin Castellano\b/);
+    const furniture = doc.sections.flatMap((s) => s.paragraphs).filter((p) => p.role === "footnote");
+    expect(furniture.map((p) => p.text)).toEqual([expect.stringMatching(/^Workshop on Quiet Computing, June 2026, Lindqvarn 2026\. ACM ISBN/)]);
+    expect(doc.stats.headerFooterLines).toBe(1);
+    expect(doc.sections.find((s) => s.title === "5 RELATED WORK")!.text).toMatch(/^Demand response programmes[^]*plan their own work\.$/);
+  });
+
   test("footnotes are paragraphs of their own, and the paragraphs they interrupt read on", async () => {
     const doc = await extract("footnotes-longtable");
     const notes = doc.sections.flatMap((s) => s.paragraphs).filter((p) => p.role === "footnote");
@@ -161,15 +171,18 @@ describe("the checks can fail", () => {
     const cut = a.text.indexOf(" ", a.text.length / 2);
     a.text = `${a.text.slice(0, cut)} ${b.text.slice(0, 60)}${a.text.slice(cut)}`;
     broken.sections = broken.sections.filter((s) => s.title !== "2.1 Frozen Backbone");
-    broken.sections[1].paragraphs.push({ text: "Quillfeather Technical Note 7 Adapter Routing", page: 2 });
     const results = broken.sections.find((s) => s.title === "4.2 Results")!;
-    results.paragraphs[0].text += " Large depots 41.2 55.8 57.1";
+    results.paragraphs.unshift({ text: "Quillfeather Technical Note 7 Adapter Routing", page: 2 });
+    // The table's rows glued to prose, as when a table is read as running text.
+    for (const sec of broken.sections) sec.paragraphs = sec.paragraphs.filter((p) => p.role !== "table");
+    results.paragraphs[1].text += " Large depots 41.2 55.8 57.1 Medium depots 39.7 51.3 54.6";
     const s = scoreExtraction(broken, truth);
     expect(s.sectionRecall).toBeLessThan(1);
     expect(s.paragraphsInOrder).toBeLessThan(s.paragraphs);
     expect(s.mixedSentences).toBeGreaterThan(0);
     expect(s.runningTextLeaks).toEqual(["Quillfeather Technical Note 7"]);
     expect(s.missing.some((m) => m.startsWith("Signal technicians"))).toBe(true);
+    expect(s.tableRowsApart).toBe(0);
   });
 
   test("a paragraph with math or a citation matches only with its gaps in place", () => {
@@ -213,7 +226,8 @@ describe("line-end hyphens", () => {
 
   test("the fixtures keep their real hyphens and lose their line-break hyphens", async () => {
     for (const name of FIXTURES) {
-      const text = (await extract(name)).sections.map((s) => s.text).join("\n");
+      const prose = (await extract(name)).sections.filter((s) => s.kind !== "front").flatMap((s) => s.paragraphs.filter((p) => !p.float));
+      const text = prose.map((p) => p.text).join("\n");
       const truth = readTruth(DIR, name);
       const source = [...truth.paragraphs.map((p) => p.text), ...truth.captions, ...truth.footnotes].join(" ");
       // Every hyphenated word of the extracted prose is hyphenated in the source too.

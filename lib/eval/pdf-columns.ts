@@ -105,12 +105,27 @@ export function columnEdges(rows: Row[], g: Gutter): ColumnEdges {
  * (a left line ending at the column's right edge beside a right-column heading is two columns).
  */
 export function spansGutter(r: Row, g: Gutter, edges: ColumnEdges, em: number): boolean {
-  if (r.pieces.some((p) => crosses(p, g))) return true;
+  return r.pieces.some((p) => crosses(p, g)) || tableAcrossGutter(r, g, edges, em);
+}
+
+/**
+ * A row of a full-width table: cells on both sides of the gutter that do not sit the way
+ * column text does. Column text starts at its column's left edge (a paragraph indent or a
+ * heading number a little after it) or ends at its right edge; a left line ending at the
+ * column's edge beside a right-column heading is two columns, and so is a left-column heading
+ * beside an indented right-column line.
+ */
+function tableAcrossGutter(r: Row, g: Gutter, edges: ColumnEdges, em: number): boolean {
+  if (r.pieces.some((p) => crosses(p, g))) return false;
   const left = r.pieces.filter((p) => sideOf(p, g) === "left");
   const right = r.pieces.filter((p) => sideOf(p, g) === "right");
-  if (left.length === 0 || right.length === 0 || r.pieces.length < 3) return false;
+  if (left.length === 0 || right.length === 0) return false;
   const near = (a: number, b: number) => Math.abs(a - b) < 0.6 * em;
-  return !(near(right[0].x0, edges.rightStart) || near(left[left.length - 1].x1, edges.leftEnd));
+  const leftLike = near(left[0].x0, edges.leftStart) || near(left[left.length - 1].x1, edges.leftEnd);
+  const rightLike = (right[0].x0 > edges.rightStart - 0.6 * em && right[0].x0 < edges.rightStart + 2.5 * em) || near(right[right.length - 1].x1, edges.rightEnd);
+  // Two pieces, one a side, neither on a column edge: centred blocks side by side (an author grid).
+  if (r.pieces.length === 2) return !leftLike && !rightLike;
+  return !(leftLike && rightLike);
 }
 
 export interface OrderedRow {
@@ -127,6 +142,11 @@ const MAX_STRAY_ROWS = 2;
 /** A page's rows in reading order: bands cut at full-width rows, each column band left then right. */
 export function columnOrder(rows: Row[], g: Gutter, edges: ColumnEdges, em: number): OrderedRow[] {
   const full = rows.map((r) => spansGutter(r, g, edges, em));
+  // A lone table-like row between column rows is column text that happens to line up (a
+  // heading beside a line of the other column); a real table has several rows.
+  rows.forEach((r, i) => {
+    if (full[i] && tableAcrossGutter(r, g, edges, em) && i > 0 && i + 1 < rows.length && !full[i - 1] && !full[i + 1]) full[i] = false;
+  });
   for (let i = 0; i < rows.length; ) {
     if (full[i]) {
       i++;

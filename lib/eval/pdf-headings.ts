@@ -17,7 +17,7 @@ export interface Heading {
 }
 
 export const NAMED =
-  /^(abstract|introduction|related work|background|preliminaries|method|methods|methodology|approach|model|experiments?|experimental (setup|results)|results|evaluation|analysis|discussion|conclusions?|conclusions? and future work|future work|limitations|broader impacts?|ethics statement|acknowledge?ments?|references|bibliography|appendix|appendices|supplementary materials?)$/i;
+  /^(abstract|introduction|related work|background|preliminaries|method|methods|methodology|approach|model|experiments?|experimental (setup|results)|results|evaluation|analysis|discussion|conclusions?|conclusions? and future work|future work|limitations|broader impacts?|ethics statement|acknowledge?ments?|references|bibliography|appendix|appendices|supplementary materials?|keywords|index terms|ccs concepts)$/i;
 export const NUMBERED = /^((?:\d{1,2}|[A-Z])(?:\.\d{1,2}){0,3})\.?\s+(\p{Lu}.*)$/u;
 const ROMAN_NUMBERED = /^([IVX]{1,5})\.\s+(\p{Lu}.*)$/u;
 const APPENDIX = /^appendix\s+([A-Z])\b[:.]?\s*(.*)$/i;
@@ -84,7 +84,7 @@ export class HeadingDetector {
       const lower = name.toLowerCase();
       const kind: SectionKind = /^(references|bibliography)$/.test(lower)
         ? "references"
-        : lower === "abstract"
+        : lower === "abstract" || /^(keywords|index terms|ccs concepts)$/.test(lower)
           ? "abstract"
           : /^(appendix|appendices|supplementary)/.test(lower) || this.afterReferences
             ? "appendix"

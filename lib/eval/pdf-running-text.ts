@@ -13,8 +13,8 @@ export interface EdgeRow {
   text: string;
 }
 
-/** Header and footer bands: this fraction of the page height at the top and at the bottom. */
-const EDGE_BAND = 0.08;
+/** Header and footer bands: this fraction of the page height at the top and at the bottom (acmart sets its head at 8.5%). */
+const EDGE_BAND = 0.1;
 /** A one-page running head stands this many of its own ems above the first line of text. */
 const HEAD_SEPARATION_EM = 2.2;
 

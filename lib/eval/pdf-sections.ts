@@ -3,11 +3,11 @@
 // each measured against the lines around it (a quoted abstract is indented as a block, not
 // line by line); line-end hyphens are resolved by pdf-hyphenation.ts. Text that is not running
 // prose never enters a paragraph: full-width floats, table rows (cells apart, or text under a
-// cell of the row above), captions ("Table 2: ...") and footnotes (small text low on the page)
-// become paragraphs of their own, after the paragraph they interrupt.
+// cell of the row above), captions ("Table 2: ..."), displayed formulas and footnotes (small
+// text ending a column) become paragraphs of their own, after the paragraph they interrupt.
 
 import { DocumentVocabulary, joinParagraphLines } from "./pdf-hyphenation";
-import { HeadingDetector, NUMBERED, type Heading, type SectionKind } from "./pdf-headings";
+import { HeadingDetector, NAMED, NUMBERED, type Heading, type SectionKind } from "./pdf-headings";
 import type { LayoutLine } from "./pdf-layout";
 
 export type { SectionKind } from "./pdf-headings";
@@ -109,7 +109,7 @@ function blockEdges(lines: LayoutLine[]): Array<{ left: number; right: number }>
  * first line starts with a footnote mark ("1Three member ..."). A bibliography set small at
  * the end of a column starts with its heading or "[1]" and is not one.
  */
-function footnoteLines(lines: LayoutLine[], bodySize: number): Set<LayoutLine> {
+function footnoteLines(lines: LayoutLine[], bodySize: number, leading: number): Set<LayoutLine> {
   const out = new Set<LayoutLine>();
   const small = (l: LayoutLine) => l.role === "body" && l.size <= bodySize - FOOTNOTE_SMALLER_BY;
   for (let end = 0; end < lines.length; ) {
@@ -117,7 +117,10 @@ function footnoteLines(lines: LayoutLine[], bodySize: number): Set<LayoutLine> {
     while (end < lines.length && lines[end].page === lines[start].page && lines[end].region === lines[start].region) end++;
     let first = end;
     while (first > start && small(lines[first - 1])) first--;
-    if (first < end && lines[first].y > FOOTNOTE_TOP * lines[first].pageHeight && FOOTNOTE_MARK.test(lines[first].text)) {
+    const head = lines[first];
+    // Page furniture without a mark (acmart's permission block) stands well below the text.
+    const apart = first > start && head?.y - lines[first - 1].y > 2 * leading * bodySize && !NAMED.test(head.text) && !/^\[\d+\]/.test(head.text);
+    if (first < end && head.y > FOOTNOTE_TOP * head.pageHeight && (FOOTNOTE_MARK.test(head.text) || apart)) {
       for (let i = first; i < end; i++) out.add(lines[i]);
     }
   }
@@ -157,7 +160,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
   const leading = leadingRatio(lines);
   const vocabulary = new DocumentVocabulary(lines.map((l) => l.text));
   const stats: SectionStats = { bodyFontSize: bodySize, headings: 0, dehyphenated: 0, floats: 0 };
-  const footnotes = footnoteLines(lines, bodySize);
+  const footnotes = footnoteLines(lines, bodySize, leadingRatio(lines));
   const equations = equationLines(lines, leadingRatio(lines));
 
   // The title: the largest text on the first page's front matter (or its top), if clearly larger.

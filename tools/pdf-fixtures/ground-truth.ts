@@ -147,9 +147,19 @@ function fromLatex(src: string, file: string): Truth {
     if (text !== "") truth.runningText.push(text);
   }
 
+  // acmart heads its pages with the conference (short name, date, venue) and the authors.
+  const acm = /\\acmConference\[([^\]]*)\]\{[^}]*\}\{([^}]*)\}\{([^}]*)\}/.exec(preamble);
+  if (acm) {
+    truth.runningText.push(`${acm[1]}, ${acm[2]}, ${acm[3]}`);
+    const authors = [...withoutComments.matchAll(/\\author\{([^}]*)\}/g)].map((m) => m[1]);
+    truth.runningText.push(authors.length > 2 ? `${authors[0]} et al.` : authors.join(" and "));
+  }
+
   let body = withoutComments.slice(begin + "\\begin{document}".length, end);
   // Title and authors may be declared after \\begin{document} (IEEEtran's template does).
-  for (const c of ["title", "author"]) body = replaceCommand(body, c, () => "", file);
+  for (const c of ["title", "author", "affiliation"]) body = replaceCommand(body, c, () => "", file);
+  // acmart prints \keywords{...} under a "Keywords" heading of its own.
+  body = replaceCommand(body, "keywords", (a) => `\n\n\\section*{Keywords}\n\n${a}\n\n`, file);
   // Layout-only commands print nothing themselves.
   body = body
     .replace(/\\(maketitle|makeatletter|makeatother|noindent|centering|par)\b/g, "")
