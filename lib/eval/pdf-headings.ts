@@ -74,13 +74,17 @@ export class HeadingDetector {
     );
   }
 
-  detect(line: LayoutLine): Heading | null {
+  /**
+   * `centered`: the line stands short and centred in its block, which marks a usual section
+   * name as a heading when the fonts say nothing (bitmap Type3 fonts carry no names).
+   */
+  detect(line: LayoutLine, centered = false): Heading | null {
     const text = line.text.trim();
     if (line.role === "float" || line.cells > 2 || text.length > 100 || text.split(/\s+/).length > MAX_HEADING_WORDS) return null;
     const larger = line.size >= this.bodySize + 0.9;
     const emphasized = line.bold || larger || allCaps(text);
     const name = text.replace(/[.:]$/, "");
-    if (NAMED.test(name) && (emphasized || line.italic)) {
+    if (NAMED.test(name) && (emphasized || line.italic || (centered && !/[.:]$/.test(text)))) {
       const lower = name.toLowerCase();
       const kind: SectionKind = /^(references|bibliography)$/.test(lower)
         ? "references"

@@ -261,7 +261,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       continue;
     }
     previousHeading = null;
-    const h = detector.detect(l);
+    const h = detector.detect(l, isCentered(l));
     if (h) {
       endParagraph();
       startSection(h, l.page);
@@ -321,6 +321,12 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     }
     const prevShort = prev.x1 < pe.right - 2 * prev.size && /[.!?:]["'\u201d\u2019)\]]?$/.test(prev.text);
     return indented || prevShort || gap || sizeChange;
+  }
+
+  function isCentered(l: LayoutLine): boolean {
+    const e = edgeOf.get(l)!;
+    const width = e.right - e.left;
+    return l.x1 - l.x0 < 0.5 * width && Math.abs((l.x0 + l.x1) / 2 - (e.left + e.right) / 2) < l.size;
   }
 
   function continuesTable(row: LayoutLine, l: LayoutLine): boolean {

@@ -25,17 +25,21 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
 fi
 
-work="$(mktemp -d)"
+# A fixed build folder: pdfTeX derives the PDF's /ID from the output path, and a fixed path
+# (with SOURCE_DATE_EPOCH below) makes an unchanged source rebuild byte for byte.
+work="${TMPDIR:-/tmp}/clara-pdf-fixtures-build"
+rm -rf "$work" && mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
-# Fixed dates inside the PDFs, so that rebuilding an unchanged source changes nothing.
+# Fixed dates inside the pdflatex PDFs, so that rebuilding an unchanged source changes nothing
+# (LibreOffice and Chromium stamp the time of the run; only their dates differ between runs).
 export SOURCE_DATE_EPOCH=1767225600 FORCE_SOURCE_DATE=1
 
 for tex in "$here"/*.tex; do
   name="$(basename "$tex" .tex)"
   # Twice: the second run resolves \ref and the longtable column widths.
   for _ in 1 2; do
-    pdflatex -interaction=nonstopmode -halt-on-error -output-directory "$work" "$tex" >"$work/$name.out" ||
-      { tail -30 "$work/$name.out" >&2; echo "regenerate.sh: pdflatex failed on $tex" >&2; exit 1; }
+    pdflatex -interaction=nonstopmode -halt-on-error -output-directory "$work" "$tex" >"$work/$name.console.txt" ||
+      { tail -30 "$work/$name.console.txt" >&2; echo "regenerate.sh: pdflatex failed on $tex" >&2; exit 1; }
   done
   cp "$work/$name.pdf" "$out/$name.pdf"
 done
