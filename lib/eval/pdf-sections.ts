@@ -56,6 +56,8 @@ const CAPTION = /^(table|figure|fig\.)\s+[A-Z]?\d+[.:]/i;
 /** A displayed formula's line ends in its number, set apart: "h = ... | (1)". */
 const EQUATION_NUMBER = /\|\s*\(\d{1,3}[a-z]?\)$/;
 const FOOTNOTE_MARK = /^([\d*\u2020\u2021\u00a7\u00b6]{1,2})\s?\S/u;
+/** A list item's label: a bullet or dash, "3." or "3)", "(b)", "(iv)". */
+const LIST_LABEL = /^([\u2022\u25e6\u25aa\u2023\u2219\u00b7\u2013\u2014*-]|\d{1,2}[.)]|\(?[a-z]\)|\([ivx]{1,4}\))\s/u;
 const RUN_IN_ABSTRACT = /^abstract\s*[\u2014\u2013:.-]\s*/i;
 
 /** Small text in the lowest part of a page is a footnote. */
@@ -180,7 +182,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
   const sections: Section[] = [];
   let current = newSection(0, { title: FRONT_MATTER, number: null, level: 0, kind: "front" }, [], firstPage);
   const stack: Array<{ level: number; title: string }> = [];
-  let para: { text: string; page: number; pageBreaks: Array<[number, number]>; last: LayoutLine; lastPage: number } | null = null;
+  let para: { text: string; page: number; pageBreaks: Array<[number, number]>; first: LayoutLine; last: LayoutLine; lastPage: number } | null = null;
   // Text kept out of the running paragraph, emitted after it: one entry per paragraph-to-be.
   let asides: Array<{ role: ParagraphRole; lines: LayoutLine[] }> = [];
   let previousHeading: { line: LayoutLine; section: Section } | null = null;
@@ -275,11 +277,11 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       startSection({ title: "Abstract", number: null, level: 1, kind: "abstract" }, l.page);
       line = { ...l, text: l.text.replace(RUN_IN_ABSTRACT, "") };
       edgeOf.set(line, edgeOf.get(l)!);
-      para = { text: line.text, page: l.page, pageBreaks: [], last: line, lastPage: l.page };
+      para = { text: line.text, page: l.page, pageBreaks: [], first: line, last: line, lastPage: l.page };
       continue;
     }
     touch(current, l.page);
-    if (para && !breaksParagraph(para.last, line, current.kind)) {
+    if (para && !breaksParagraph(para.last, line, current.kind, para.first)) {
       const before = para.text.length;
       const j = joinParagraphLines(para.text, line.text, vocabulary);
       if (j.dehyphenated) stats.dehyphenated++;
@@ -292,7 +294,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       continue;
     }
     endParagraph();
-    para = { text: line.text, page: line.page, pageBreaks: [], last: line, lastPage: line.page };
+    para = { text: line.text, page: line.page, pageBreaks: [], first: line, last: line, lastPage: line.page };
   }
   endParagraph();
   finish(sections, current);
@@ -306,10 +308,13 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     stats.headings++;
   }
 
-  function breaksParagraph(prev: LayoutLine, cur: LayoutLine, kind: SectionKind): boolean {
+  function breaksParagraph(prev: LayoutLine, cur: LayoutLine, kind: SectionKind, first?: LayoutLine): boolean {
     const e = edgeOf.get(cur)!;
     const pe = edgeOf.get(prev)!;
-    const indented = cur.x0 - e.left > 0.6 * cur.size;
+    // A list item starts a paragraph; its later lines hang a little right of its label.
+    if (LIST_LABEL.test(cur.text) && kind !== "references") return true;
+    const inItem = first !== undefined && LIST_LABEL.test(first.text) && cur.x0 > first.x0 + 0.3 * cur.size && cur.x0 < first.x0 + 3 * cur.size;
+    const indented = cur.x0 - e.left > 0.6 * cur.size && !inItem;
     const sameColumn = prev.page === cur.page && prev.region === cur.region;
     const gap = sameColumn && cur.y - prev.y > (leading + 0.45) * prev.size;
     const sizeChange = Math.abs(cur.size - prev.size) > 1;

@@ -55,6 +55,9 @@ const BOLD_FONT = /bold|black|heavy|semibold|demi|medi(um)?\b|-bd|cmbx|cmb\d|\bb
 // with no Unicode map, and pdf.js then reports the ligature glyphs by their T1 code points,
 // which are control characters: 0x1B-0x1F are ff, fi, fl, ffi, ffl there.
 const T1_LIGATURES: Record<string, string> = { "\u001b": "ff", "\u001c": "fi", "\u001d": "fl", "\u001e": "ffi", "\u001f": "ffl" };
+// A lone glyph that bitmap fonts leave without a Unicode value (a C1 control or private-use
+// code) is a symbol, in running text a list bullet; it must not vanish or glue to the item.
+const UNMAPPED_SYMBOL = /^[\u0080-\u009f\ue000-\uf8ff]$/;
 
 /** pdf.js's module, loaded once (ESM; see lib/esm.ts). */
 let pdfjsModule: Promise<any> | undefined;
@@ -136,7 +139,7 @@ async function readPage(doc: any, pageNumber: number): Promise<PdfPageText> {
     const font = fonts.get(it.fontName) ?? "";
     const size = Math.hypot(c, d) || it.height || 0;
     items.push({
-      text: it.str.replace(/[\u001b-\u001f]/g, (c: string) => T1_LIGATURES[c]),
+      text: UNMAPPED_SYMBOL.test(it.str.trim()) ? "\u2022" : it.str.replace(/[\u001b-\u001f]/g, (c: string) => T1_LIGATURES[c]),
       x: e,
       y: viewport.height - f,
       width: it.width,

@@ -235,6 +235,9 @@ function fromLatex(src: string, file: string): Truth {
       addParagraphs(inner);
     } else if (env === "IEEEkeywords") {
       truth.paragraphs.push({ section, text: "Index Terms\u2014" + latexInline(inner, file) });
+    } else if (env === "itemize" || env === "enumerate") {
+      // Each item is a paragraph of its own; its label (bullet, number) is not source text.
+      for (const item of inner.split(/\\item\b/).slice(1)) addParagraphs(item.replace(/\n\s*\n/g, " "));
     } else if (/^(table|figure)\*?$/.test(env)) {
       readFloat(inner);
     } else if (env === "longtable") {
