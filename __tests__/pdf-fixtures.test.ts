@@ -99,11 +99,14 @@ describe("particular layouts", () => {
     ]);
   });
 
-  test("two columns: a heading in the right column beside left-column text does not make the row full width", async () => {
+  test("two columns: a heading beside left-column text is not a full-width row; a figure at a column top is kept apart", async () => {
     const doc = await extract("article-twocolumn");
     const titles = doc.sections.map((s) => s.title);
     expect(titles).toEqual(expect.arrayContaining(["2.3 The Router", "3 Training", "3.2 Router Training", "4 Evaluation"]));
-    expect(doc.sections.find((s) => s.title === "2.2 Depot Adapters")!.text).toMatch(/^Each depot owns one low-rank adapter[^]*never seen\.$/);
+    // The paragraph runs on from the left column into the right one, past the figure at its top.
+    const adapters = doc.sections.find((s) => s.title === "2.2 Depot Adapters")!;
+    expect(adapters.paragraphs.map((p) => p.role ?? "prose")).toEqual(["prose", "figure", "caption"]);
+    expect(adapters.paragraphs[0].text).toMatch(/^Each depot owns one low-rank adapter[^]*clear improvement over the bare backbone[^]*never seen\.$/);
   });
 
   test("a full-width abstract above the columns is the Abstract section; spanning floats are kept apart", async () => {

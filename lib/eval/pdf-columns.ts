@@ -145,7 +145,7 @@ export function columnOrder(rows: Row[], g: Gutter, edges: ColumnEdges, em: numb
   // A lone table-like row between column rows is column text that happens to line up (a
   // heading beside a line of the other column); a real table has several rows.
   rows.forEach((r, i) => {
-    if (full[i] && tableAcrossGutter(r, g, edges, em) && i > 0 && i + 1 < rows.length && !full[i - 1] && !full[i + 1]) full[i] = false;
+    if (full[i] && tableAcrossGutter(r, g, edges, em) && (i === 0 || !full[i - 1]) && (i + 1 === rows.length || !full[i + 1])) full[i] = false;
   });
   for (let i = 0; i < rows.length; ) {
     if (full[i]) {

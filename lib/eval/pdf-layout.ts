@@ -167,14 +167,18 @@ function baselineGroups(items: PdfTextItem[]): Array<{ y: number; size: number; 
 const ITALIC_FONT = /italic|oblique|-it\b|ital|cmti|cmsl|\bti\d/i;
 
 function pieces(items: PdfTextItem[], gutter: Gutter | null): Piece[] {
-  const out: Array<Piece & { weight: number; boldChars: number; italicChars: number; sizeChars: number }> = [];
+  const out: Array<Piece & { weight: number; boldChars: number; italicChars: number; sizeChars: number; lastItem: { x0: number; x1: number } }> = [];
   for (const it of [...items].sort((a, b) => a.x - b.x)) {
     const text = cleanText(it.text);
     const n = text.trim().length;
     const italic = ITALIC_FONT.test(it.font);
     const last = out[out.length - 1];
     const gap = last ? it.x - last.x1 : Infinity;
-    const acrossGutter = gutter !== null && last !== undefined && last.x1 <= gutter[0] + 1 && it.x >= gutter[1] - 1;
+    // Neither item crosses the gutter and they lie on its two sides (an overfull table cell
+    // can reach into it, right up to the other column's text).
+    const itemBox = { x0: it.x, x1: it.x + it.width };
+    const acrossGutter =
+      gutter !== null && last !== undefined && !crosses(last.lastItem, gutter) && !crosses(itemBox, gutter) && sideOf(last.lastItem, gutter) === "left" && sideOf(itemBox, gutter) === "right";
     if (last && !acrossGutter && gap < PIECE_GAP_EM * Math.max(last.size, it.size)) {
       const space = gap > WORD_GAP_EM * Math.min(last.size, it.size) && !/\s$/.test(last.text) && !/^\s/.test(text) ? " " : "";
       last.text += space + text;
@@ -184,8 +188,9 @@ function pieces(items: PdfTextItem[], gutter: Gutter | null): Piece[] {
       last.italicChars += italic ? n : 0;
       last.sizeChars += it.size * n;
       last.size = Math.max(last.size, it.size);
+      last.lastItem = itemBox;
     } else {
-      out.push({ text, x0: it.x, x1: it.x + it.width, y: it.y, size: it.size, bold: it.bold, italic, weight: n, boldChars: it.bold ? n : 0, italicChars: italic ? n : 0, sizeChars: it.size * n });
+      out.push({ text, x0: it.x, x1: it.x + it.width, y: it.y, size: it.size, bold: it.bold, italic, weight: n, boldChars: it.bold ? n : 0, italicChars: italic ? n : 0, sizeChars: it.size * n, lastItem: itemBox });
     }
   }
   return out

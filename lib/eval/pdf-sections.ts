@@ -13,7 +13,7 @@ import type { LayoutLine } from "./pdf-layout";
 export type { SectionKind } from "./pdf-headings";
 
 /** What a paragraph that is not running text is. */
-export type ParagraphRole = "float" | "table" | "caption" | "footnote" | "equation";
+export type ParagraphRole = "float" | "table" | "caption" | "footnote" | "equation" | "figure";
 
 export interface Paragraph {
   text: string;
@@ -129,6 +129,28 @@ function footnoteLines(lines: LayoutLine[], bodySize: number, leading: number): 
   return out;
 }
 
+const FIGURE_CAPTION = /^(figure|fig\.)\s+[A-Z]?\d+[.:]/i;
+
+/**
+ * Text drawn inside a figure (labels, boxes): the lines just above a figure's caption in the
+ * same column that do not start at the column's left edge the way prose does, set in any
+ * size; the walk stops at a prose line, a heading or the top of the column.
+ */
+function figureLines(lines: LayoutLine[], edges: Array<{ left: number; right: number }>, bodySize: number): Set<LayoutLine> {
+  const out = new Set<LayoutLine>();
+  lines.forEach((caption, i) => {
+    if (!FIGURE_CAPTION.test(caption.text)) return;
+    for (let j = i - 1; j >= 0; j--) {
+      const l = lines[j];
+      if (l.page !== caption.page || l.region !== caption.region || l.role !== caption.role) break;
+      const prose = l.x0 - edges[j].left < 0.6 * l.size && Math.abs(l.size - bodySize) < 0.6;
+      if (prose || l.bold || l.size > bodySize + 0.9) break;
+      out.add(l);
+    }
+  });
+  return out;
+}
+
 /** A piece of a formula: short, and no word of three or more lower-case letters. */
 const FORMULA_FRAGMENT = /^(?!.*\p{Ll}{3})[^]{1,14}$/u;
 
@@ -164,6 +186,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
   const stats: SectionStats = { bodyFontSize: bodySize, headings: 0, dehyphenated: 0, floats: 0 };
   const footnotes = footnoteLines(lines, bodySize, leadingRatio(lines));
   const equations = equationLines(lines, leadingRatio(lines));
+  const figures = figureLines(lines, edges, bodySize);
 
   // The title: the largest text on the first page's front matter (or its top), if clearly larger.
   const firstPage = lines[0]?.page ?? 1;
@@ -237,6 +260,10 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       aside("footnote", l, !continues);
       continue;
     }
+    if (figures.has(l)) {
+      aside("figure", l, !(lastAside?.role === "figure" && lastAsideLine === before));
+      continue;
+    }
     if (equations.has(l)) {
       aside("equation", l, !(lastAside?.role === "equation" && lastAsideLine === before));
       continue;
@@ -247,7 +274,10 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       continue;
     }
     // Captions: from "Table 2:" to the end of their paragraph.
-    if (CAPTION.test(l.text) && (!para || breaksParagraph(para.last, l, current.kind))) {
+    // (Mid-paragraph, "Table 2:" would need the line before to end a paragraph; after a
+    // figure, a table or a column break it starts a caption anyway.)
+    const afterAside = lastAsideLine !== undefined && lastAsideLine === before;
+    if (CAPTION.test(l.text) && (!para || afterAside || para.last.region !== l.region || para.last.page !== l.page || breaksParagraph(para.last, l, current.kind))) {
       aside("caption", l, true);
       continue;
     }
