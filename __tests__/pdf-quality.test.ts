@@ -55,6 +55,10 @@ test("a paper that refers to its numbered sections but has no numbered heading, 
   const skipping = clone(doc);
   skipping.sections = skipping.sections.filter((s) => !(s.number ?? "").startsWith("3"));
   expect(extractionQuality(skipping).warnings).toEqual(["numbered headings skip section 3: it was not recognised as a heading"]);
+  // What the extractor found before its layout analysis: no "1", no "2.1" or "2.2", no "3".
+  const early = clone(doc);
+  early.sections = early.sections.filter((s) => s.number === null || ["2.3", "3.1", "4", "4.1", "4.2", "4.3", "5", "6"].includes(s.number));
+  expect(extractionQuality(early).warnings).toEqual(["numbered headings skip sections 1, 2, 2.1, 2.2, 3: they were not recognised as headings"]);
 });
 
 test("many tiny paragraphs or short lines are a warning", () => {

@@ -64,9 +64,11 @@ export function extractionQuality(doc: ExtractedPdf): ExtractionQuality {
     const ref = SECTION_REFERENCE.exec(allText)![0];
     warnings.push(`the text refers to numbered sections ("${ref}") but no numbered heading was found`);
   }
-  const tops = [...new Set(numbered.map((s) => s.number!.split(".")[0]).filter((n) => /^\d+$/.test(n)).map(Number))].sort((a, b) => a - b);
-  const skipped = tops.slice(1).flatMap((n, i) => Array.from({ length: n - tops[i] - 1 }, (_, k) => tops[i] + k + 1));
-  if (skipped.length) warnings.push(`numbered headings skip section${skipped.length > 1 ? "s" : ""} ${skipped.join(", ")}: ${skipped.length > 1 ? "they were not recognised as headings" : "it was not recognised as a heading"}`);
+  const skipped = missingNumbers(numbered.map((s) => s.number!));
+  if (skipped.length) {
+    const shown = skipped.length > 6 ? [...skipped.slice(0, 6), "..."] : skipped;
+    warnings.push(`numbered headings skip section${skipped.length > 1 ? "s" : ""} ${shown.join(", ")}: ${skipped.length > 1 ? "they were not recognised as headings" : "it was not recognised as a heading"}`);
+  }
 
   const { lines, shortLines } = doc.stats;
   if (lines >= 20 && shortLines > SHORT_LINE_SHARE * lines) {
@@ -78,6 +80,30 @@ export function extractionQuality(doc: ExtractedPdf): ExtractionQuality {
     warnings.push(`${tiny} of ${prose.length} paragraphs have fewer than ${SHORT_PARAGRAPH_WORDS} words: lines were probably not joined into paragraphs`);
   }
   return { sections, paragraphs, characters, warnings };
+}
+
+/**
+ * Section numbers that the numbers found imply but that are not among them: sections count
+ * from 1, "3.2" implies "3" and "3.1". Appendix letters and roman numerals are not checked.
+ */
+function missingNumbers(numbers: string[]): string[] {
+  const arabic = numbers.filter((n) => /^\d+(\.\d+)*$/.test(n));
+  const present = new Set(arabic);
+  const expected = new Set<string>();
+  for (const n of arabic) {
+    const parts = n.split(".").map(Number);
+    for (let depth = 1; depth <= parts.length; depth++) {
+      const prefix = parts.slice(0, depth - 1);
+      for (let k = 1; k <= parts[depth - 1]; k++) expected.add([...prefix, k].join("."));
+    }
+  }
+  const order = (a: string, b: string) => {
+    const x = a.split(".").map(Number);
+    const y = b.split(".").map(Number);
+    for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? -1) !== (y[i] ?? -1)) return (x[i] ?? -1) - (y[i] ?? -1);
+    return 0;
+  };
+  return [...expected].filter((n) => !present.has(n)).sort(order);
 }
 
 /** The extraction as a text table: one row per section, then the totals and the warnings. */
