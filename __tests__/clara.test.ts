@@ -11,7 +11,7 @@ import { SYSTEM_PROMPTS } from "../lib/clara/templates";
 import { memoryTokenCount } from "../lib/clara/config";
 import { optimizerFile } from "../lib/io/checkpoint";
 import { tensor, type Tensor } from "../lib/tensor";
-import { oracleTest, runPython } from "./helpers/oracle";
+import { MLX_LM_MODULES, makeTinyModel, oracleTest, pythonEval, removeDir, runPython, tempDir } from "./helpers/oracle";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
 
 const itPy = oracleTest("mlx.core");
@@ -278,6 +278,63 @@ describe("the three stages", () => {
 
   it("refuses a checkpoint for another base model", async () => {
     await expect(ClaraModel.load(s1(), { modelPath: otherBase })).rejects.toMatchObject({ code: "E_CHECKPOINT_MISMATCH", field: "base.fingerprint" });
+  });
+});
+
+describe("a padded vocabulary (config vocab_size above the tokenizer's length, as Qwen ships)", () => {
+  const itOracle = oracleTest(...MLX_LM_MODULES);
+  const PAD = 20;
+  itOracle("the new tokens follow the tokenizer's last id, take the table's own rows there, and the logits leave the padding out", async () => {
+    const dir = tempDir("clara-padded-");
+    try {
+      const plain = await makeTinyModel("qwen2", path.join(dir, "plain"), { tie: true, seed: 31 });
+      const padded = path.join(dir, "padded");
+      fs.cpSync(plain, padded, { recursive: true });
+      // The same model with PAD more embedding rows (random, as Qwen's unused rows are) and vocab_size raised to match.
+      await pythonEval(
+        "import sys, json, mlx.core as mx\n" +
+          "d, pad = sys.argv[1], int(sys.argv[2])\n" +
+          "w = mx.load(d + '/model.safetensors')\n" +
+          "e = w['model.embed_tokens.weight']\n" +
+          "w['model.embed_tokens.weight'] = mx.concatenate([e, mx.random.normal((pad, e.shape[1]), key=mx.random.key(3)).astype(e.dtype)])\n" +
+          "mx.save_safetensors(d + '/model.safetensors', w, metadata={'format': 'mlx'})\n" +
+          "c = json.load(open(d + '/config.json')); c['vocab_size'] += pad; json.dump(c, open(d + '/config.json', 'w'))\n",
+        padded,
+        String(PAD),
+      );
+      const options = { compressionRate: 8, docMaxLength: 64, lora: { rank: 4, alpha: 8, dropout: 0 }, seed: 5 };
+      const a = await ClaraModel.create(plain, options);
+      const b = await ClaraModel.create(padded, options);
+      const V = a.model.tokenizer.vocabSize - a.nMem - 3;
+      expect(b.model.config.vocab_size).toBe(V + PAD);
+      expect(b.templates.tokens.mem[0]).toBe(V);
+      expect(a.templates.tokens.mem[0]).toBe(V);
+      // The rows the reference's resize keeps: the padded table's own rows V..V+n-1.
+      const [[, mem]] = await b.model.parameters("clara.mem_embeddings");
+      const rows = JSON.parse(
+        await pythonEval(
+          "import sys, json, mlx.core as mx\nw = mx.load(sys.argv[1] + '/model.safetensors')['model.embed_tokens.weight']\n" +
+            "print(json.dumps(w[int(sys.argv[2]):int(sys.argv[2]) + int(sys.argv[3])].astype(mx.float32).tolist()))",
+          padded,
+          String(V),
+          String(b.nMem),
+        ),
+      ) as number[][];
+      expect(Array.from(mem.data as Float32Array)).toEqual(rows.flat().map((x) => Math.fround(x)));
+      // With the same CLaRa parameters, the padded base gives the plain base's losses: the padding
+      // columns are not in the softmax, and the appended ids address the same rows.
+      await b.model.setParameters(await a.model.parameters(), await a.model.adapters());
+      const held = records.slice(0, 4);
+      const lossOf = async (clara: ClaraModel) => (await new Stage1Trainer(clara, records, { out: path.join(dir, "unused.npz") }).lossOn(held)).loss;
+      expect(await lossOf(b)).toBeCloseTo(await lossOf(a), 5);
+      const [ga] = await a.generateFromCompressed([held[0].questions[0]], [await a.compressDocuments([held[0].doc])], { maxTokens: 8 });
+      const [gb] = await b.generateFromCompressed([held[0].questions[0]], [await b.compressDocuments([held[0].doc])], { maxTokens: 8 });
+      expect(gb).toBe(ga);
+      await a.dispose();
+      await b.dispose();
+    } finally {
+      removeDir(dir);
+    }
   });
 });
 

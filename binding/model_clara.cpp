@@ -82,17 +82,19 @@ bool is_stage3(Napi::Object o) {
 
 }  // namespace
 
-// claraInit({nMem, seed}): appends the memory and special tokens' rows (once).
+// claraInit({nMem, seed, firstId}): appends the memory and special tokens' rows (once); firstId is
+// the first new token's id (the tokenizer's length).
 Napi::Value ModelHandle::ClaraInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = object_arg(env, info[0], "options");
   int n_mem = int_option(o, "nMem", 8, 1, 4096);
   uint64_t seed = seed_option(o, "seed");
-  return thread(env).submit(env, [s = state_, n_mem, seed] {
+  int first_id = int_option(o, "firstId", 0, 1, 1 << 30);
+  return thread(env).submit(env, [s = state_, n_mem, seed, first_id] {
     Model& m = s->get();
     auto it = m.extra().find(kMemRows);
     if (it == m.extra().end()) {
-      add_memory_tokens(m, n_mem, seed);
+      add_memory_tokens(m, n_mem, seed, first_id);
     } else if (it->second.shape(0) != n_mem) {
       throw Error("E_CHECKPOINT_MISMATCH", "[clara] the model has " + std::to_string(it->second.shape(0)) +
                                                " memory tokens, not " + std::to_string(n_mem));
@@ -184,7 +186,7 @@ Napi::Value ModelHandle::ClaraGenerate(const Napi::CallbackInfo& info) {
     mx::array vectors = compressed ? to_array(*compressed)
                                    : compress(m, p, to_encoder_batch(*docs), spec.n_mem, m.active(spec.compressor, false)).vectors;
     TokenBatch b = to_token_batch(prompt);
-    VocabExtension vocab = memory_vocab(p, m.config());
+    VocabExtension vocab = memory_vocab(p, m);
     mx::array embeddings = fill_memory_slots(embed_tokens(p, b.ids, &vocab), b.ids, mx::astype(vectors, m.dtype()), spec.mem0_id,
                                              spec.n_mem, spec.k);
     auto r = std::make_shared<GenerateResult>(generate(m, embeddings, b.key_valid, spec.generator, g, &vocab));

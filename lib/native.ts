@@ -114,7 +114,7 @@ export interface NativeModel {
   dispose(): Promise<void>;
 
   // CLaRa (binding/model_clara.cpp)
-  claraInit(options: { nMem: number; seed?: number }): Promise<void>;
+  claraInit(options: { nMem: number; seed?: number; firstId: number }): Promise<void>;
   claraCompress(options: { docs: NativeBatch; spec: NativeClaraSpec; adapter?: string }): Promise<{ vectors: Tensor; mse: number }>;
   claraTrainStep(options: {
     stage: "stage12" | "stage3";

@@ -76,7 +76,7 @@ export class ClaraModel {
       ...options.lora,
     });
     const seed = options.seed ?? DEFAULTS.seed;
-    await model.handle.claraInit({ nMem: clara.nMem, seed });
+    await model.handle.claraInit({ nMem: clara.nMem, seed, firstId: clara.templates.tokens.baseVocab });
     await clara.addAdapter(ADAPTERS.compressor, seed + 1);
     await clara.addAdapter(ADAPTERS.generator, seed + 2);
     return clara;
@@ -107,7 +107,7 @@ export class ClaraModel {
       alpha: lora.alpha,
       dropout: lora.dropout,
     });
-    await model.handle.claraInit({ nMem: clara.nMem, seed: 0 });
+    await model.handle.claraInit({ nMem: clara.nMem, seed: 0, firstId: clara.templates.tokens.baseVocab });
     await model.setParameters(entries, metadata.adapters);
     return clara;
   }
@@ -122,7 +122,7 @@ export class ClaraModel {
     options: { compressionRate: number; docMaxLength: number; lora: LoraOptions; entries: NamedTensor[]; adapters: NativeAdapterInfo[] },
   ): Promise<ClaraModel> {
     const clara = await ClaraModel.attach(model, options.compressionRate, options.docMaxLength, options.lora);
-    await model.handle.claraInit({ nMem: clara.nMem, seed: 0 });
+    await model.handle.claraInit({ nMem: clara.nMem, seed: 0, firstId: clara.templates.tokens.baseVocab });
     await model.setParameters(options.entries, options.adapters);
     return clara;
   }

@@ -13,7 +13,6 @@
 // evaluation uses (without it, CLaRa-7B-Instruct silently runs a fresh generator). A stage-3
 // checkpoint without a query reasoner gets a copy of the compressor, as the reference does.
 
-import { resolveQuantization, type QuantizeOption } from "../model/quantization";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ClaraError } from "../errors";
@@ -22,6 +21,8 @@ import { PthArchive, PthTensor, asStateDict } from "../io/pth";
 import type { ModelConfig } from "../model/config";
 import { locateModel, type ModelFiles } from "../model/files";
 import { Model, modelFingerprint, type ComputeDType } from "../model/model";
+import { resolveQuantization, type QuantizeOption } from "../model/quantization";
+import { Tokenizer } from "../tokenizer";
 import type { NamedTensor, NativeAdapterInfo } from "../native";
 import { bfloat16ToFloat32, float16ToFloat32, type Tensor } from "../tensor";
 import { ADAPTERS, ClaraModel } from "./clara-model";
@@ -391,7 +392,7 @@ function sampleRows(V: number): number[] {
 }
 
 /** Compares sampled base rows of a checkpoint table with the base model's own (exact when dtypes match). */
-function checkBaseRows(file: string, label: string, table: PthTensor, base: ModelFiles, baseName: string, warn: (m: string) => void): void {
+function checkBaseRows(file: string, label: string, table: PthTensor, base: ModelFiles, baseName: string, rows: number, warn: (m: string) => void): void {
   if (base.format !== "safetensors") {
     warn(`${label}: the base model is a GGUF file, so its rows were not compared with the checkpoint's`);
     return;
@@ -402,7 +403,7 @@ function checkBaseRows(file: string, label: string, table: PthTensor, base: Mode
     return;
   }
   const sameType = { F32: "float32", BF16: "bfloat16", F16: "float16" }[entry.dtype] === table.dtype;
-  for (const row of sampleRows(base.config.vocab_size)) {
+  for (const row of sampleRows(rows)) {
     const ours = table.narrow(row, 1).load();
     const theirs = readSafetensorRow(entry, row);
     const a = asFloat32(ours);
@@ -429,6 +430,12 @@ function checkBaseRows(file: string, label: string, table: PthTensor, base: Mode
   }
 }
 
+/** The tokenizer's length (ids 0..length-1), as len(tokenizer) counts it. */
+function tokenizerLength(base: ModelFiles): number {
+  const tok = base.format === "gguf" ? Tokenizer.fromGgufMetadata(base.ggufMetadata!, base.source) : Tokenizer.fromHfDir(base.source);
+  return tok.vocabSize;
+}
+
 /** decoder_first_last_layers.pth → clara.mem_embeddings, clara.special_embeddings (+ clara.lm_head_rows). */
 export function mapReferenceEmbeddings(
   file: string,
@@ -449,7 +456,9 @@ export function mapReferenceEmbeddings(
     if (!embed) throw refError(file, `has no embed_tokens.weight (keys: ${[...state.keys()].join(", ")})`, "embed_tokens.weight");
     const head = pick("lm_head.weight");
     const c = base.config;
-    const V = c.vocab_size;
+    // The reference adds its tokens after the tokenizer's last id and resizes the table to
+    // len(tokenizer) + new: for a padded vocabulary (Qwen) that is below config vocab_size.
+    const V = tokenizerLength(base);
     const n = config.nMem;
     const rows = V + n + 3 + (config.kbtc ? 1 : 0);
     const check = (label: string, t: PthTensor) => {
@@ -467,7 +476,7 @@ export function mapReferenceEmbeddings(
       }
     };
     check(embed.key, embed.t);
-    if (options.checkBase ?? true) checkBaseRows(file, embed.key, embed.t, base, "model.embed_tokens.weight", warn);
+    if (options.checkBase ?? true) checkBaseRows(file, embed.key, embed.t, base, "model.embed_tokens.weight", V, warn);
     const entries: NamedTensor[] = [
       ["clara.mem_embeddings", embed.t.narrow(V, n).load()],
       ["clara.special_embeddings", embed.t.narrow(V + n, 3).load()],
@@ -475,7 +484,7 @@ export function mapReferenceEmbeddings(
     if (!c.tie_word_embeddings) {
       if (!head) throw refError(file, "has no lm_head.weight, but the base model's output head is untied", "lm_head.weight");
       check(head.key, head.t);
-      if (options.checkBase ?? true) checkBaseRows(file, head.key, head.t, base, "lm_head.weight", warn);
+      if (options.checkBase ?? true) checkBaseRows(file, head.key, head.t, base, "lm_head.weight", V, warn);
       entries.push(["clara.lm_head_rows", head.t.narrow(V, n + 3).load()]);
     } else if (head) {
       warn(`${head.key} is ignored: the base model ties its output head to the embeddings`);

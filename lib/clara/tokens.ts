@@ -1,5 +1,6 @@
 // CLaRa's added tokens (spec §1.2): <MEM0>…<MEM{n-1}>, <AE>, <ENC>, <SEP>, appended in that
-// order right after the model's vocabulary, so native code can address their rows by offset.
+// order right after the tokenizer's last id, as the reference's add_special_tokens does, so
+// native code can address their rows by offset.
 
 import { ClaraError } from "../errors";
 import type { Tokenizer } from "../tokenizer";
@@ -10,7 +11,11 @@ export interface ClaraTokens {
   ae: number;
   enc: number;
   sep: number;
-  /** The id the native side sees as the first added row (the base vocabulary size). */
+  /**
+   * The first added id: the tokenizer's length. Below the embedding table's rows for a padded
+   * vocabulary (Qwen's): the reference then resizes the table to len(tokenizer) + the new
+   * tokens, so they take the rows right after the tokenizer's last id (native keeps that layout).
+   */
   baseVocab: number;
 }
 
@@ -19,23 +24,21 @@ export function memoryTokenNames(n: number): string[] {
 }
 
 /**
- * Adds the tokens to `tokenizer` (idempotent) and checks they sit at baseVocab, baseVocab+1, …
- * When the embedding table is larger than the tokenizer (padded vocabularies), filler tokens
- * take the unused rows first, so the memory tokens still start at the table's end.
+ * Adds the tokens to `tokenizer` (idempotent) right after its last id and checks they sit at
+ * baseVocab, baseVocab+1, … `tableRows` is the embedding table's row count (config vocab_size).
  */
-export function addClaraTokens(tokenizer: Tokenizer, n: number, baseVocab: number): ClaraTokens {
+export function addClaraTokens(tokenizer: Tokenizer, n: number, tableRows: number): ClaraTokens {
   const names = [...memoryTokenNames(n), "<AE>", "<ENC>", "<SEP>"];
   const existing = tokenizer.tokenToId(names[0]);
+  const baseVocab = existing ?? tokenizer.vocabSize;
   if (existing === undefined) {
-    if (tokenizer.vocabSize > baseVocab) {
+    if (tokenizer.vocabSize > tableRows) {
       throw new ClaraError(
         "E_TOKENIZER",
-        `the tokenizer has ${tokenizer.vocabSize} tokens but the model's embedding table only ${baseVocab} rows`,
+        `the tokenizer has ${tokenizer.vocabSize} tokens but the model's embedding table only ${tableRows} rows`,
         { field: "vocab_size" },
       );
     }
-    const fillers = Array.from({ length: baseVocab - tokenizer.vocabSize }, (_, i) => `<|clara_unused_${i}|>`);
-    if (fillers.length > 0) tokenizer.addSpecialTokens(fillers);
     tokenizer.addSpecialTokens(names);
   }
   const ids = names.map((t) => tokenizer.tokenToId(t));

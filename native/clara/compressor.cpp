@@ -11,7 +11,7 @@ Compressed compress(const Model& model, const ParamView& p, const EncoderBatch& 
   const ModelConfig& c = model.config();
   int B = batch.ids.shape(0), L = batch.ids.shape(1);
   if (L <= n_mem) invalid_argument("compress", "encoder inputs must be longer than the memory tokens");
-  VocabExtension vocab = memory_vocab(p, c);
+  VocabExtension vocab = memory_vocab(p, model);
   mx::array hidden = decoder_hidden(p, c, embed_tokens(p, batch.ids, &vocab), batch.key_valid, adapter, nullptr,
                                     batch.position_offset);  // [B, L, H]
   mx::array vectors = mx::slice(hidden, {0, L - n_mem, 0}, {B, L, c.hidden_size});                     // [B, n, H]

@@ -156,7 +156,7 @@ mx::array embed_tokens(const ParamView& p, const mx::array& ids, const VocabExte
   if (extension == nullptr) return mx::take(table, ids, 0);
   const mx::array* extra = &extension->embed_rows;
   // Gathering from each table and choosing per id avoids concatenating [V, H] every step.
-  int base_vocab = table.shape(0);
+  int base_vocab = extension->first_id;
   mx::array is_extra = mx::greater_equal(ids, mx::array(base_vocab));
   mx::array from_base = mx::take(table, mx::minimum(ids, mx::array(base_vocab - 1)), 0);
   mx::array from_extra = mx::take(*extra, mx::maximum(mx::subtract(ids, mx::array(base_vocab)), mx::array(0)), 0);
@@ -195,9 +195,9 @@ mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::arr
 
 mx::array lm_logits(const ParamView& p, const ModelConfig& c, const mx::array& hidden, const VocabExtension* extension) {
   const mx::array& head = c.tie_word_embeddings ? p.at("model.embed_tokens.weight") : p.at("lm_head.weight");
-  mx::array logits = mx::matmul(hidden, mx::transpose(head));
-  if (extension) logits = mx::concatenate({logits, mx::matmul(hidden, mx::transpose(extension->head_rows))}, -1);
-  return logits;
+  if (!extension) return mx::matmul(hidden, mx::transpose(head));
+  const mx::array& used = extension->first_id < head.shape(0) ? mx::slice(head, {0, 0}, {extension->first_id, head.shape(1)}) : head;
+  return mx::concatenate({mx::matmul(hidden, mx::transpose(used)), mx::matmul(hidden, mx::transpose(extension->head_rows))}, -1);
 }
 
 }  // namespace clara

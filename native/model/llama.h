@@ -24,9 +24,13 @@ KVCache make_kv_cache(const ModelConfig& c, int batch, int capacity, mx::Dtype d
 
 // Tokens appended to the base vocabulary (CLaRa's memory and special tokens): their input
 // embedding rows and their output-head rows, each [E, H]. Ids V..V+E-1 address them.
+// first_id: the id of the first appended token. It may be below the table's row count (a padded
+// vocabulary, e.g. Qwen's): then rows [first_id, V) are never addressed, and the logits leave
+// them out, as the reference's resize_token_embeddings(len(tokenizer)) drops them.
 struct VocabExtension {
   mx::array embed_rows;
   mx::array head_rows;
+  int first_id;
 };
 
 // [B, L] token ids -> [B, L, H] input embeddings.
@@ -41,7 +45,8 @@ mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::arr
                          const std::optional<mx::array>& key_valid, const ActiveAdapter& adapter, KVCache* cache = nullptr,
                          int position_offset = 0);
 
-// [B, L, H] -> [B, L, V (+E)] logits: tied or untied head, plus the extension's columns.
+// [B, L, H] -> [B, L, V] logits, or [B, L, first_id + E] with an extension: tied or untied head,
+// then the extension's columns.
 mx::array lm_logits(const ParamView& p, const ModelConfig& c, const mx::array& hidden,
                     const VocabExtension* extension = nullptr);
 

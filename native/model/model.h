@@ -45,12 +45,19 @@ class Model {
   // Flat names of extra() under `prefix` (all when empty), sorted.
   std::vector<std::string> parameter_names(const std::string& prefix = "") const;
 
+  // The id of the first token appended to the vocabulary (CLaRa's memory tokens): the tokenizer's
+  // length, which is below the embedding table's row count when the base pads its vocabulary
+  // (Qwen). 0 until set.
+  int vocab_extension_start() const { return vocab_extension_start_; }
+  void set_vocab_extension_start(int id) { vocab_extension_start_ = id; }
+
  private:
   ModelConfig config_;
   Params base_;
   Params extra_;
   std::map<std::string, LoraConfig> adapters_;
   mx::Dtype dtype_;
+  int vocab_extension_start_ = 0;
 };
 
 }  // namespace clara
