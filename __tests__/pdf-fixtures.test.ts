@@ -222,6 +222,12 @@ describe("line-end hyphens", () => {
     expect(join("the wake-", "word model")).toBe("the wake-word model");
   });
 
+  test("a compound modifier whose first half the document only writes inflected keeps its hyphen; a noun after it joins", () => {
+    const v = new DocumentVocabulary(["signal technicians read what was written", "the water was breaking over the wall"]);
+    expect(joinParagraphLines("with technician-", "written summaries", v).text).toBe("with technician-written summaries");
+    expect(joinParagraphLines("the northern break-", "water of the harbour", v).text).toBe("the northern breakwater of the harbour");
+  });
+
   test("other line breaks are one space, never none", () => {
     expect(join("the", "7B model")).toBe("the 7B model");
     expect(join("a dash -", "then")).toBe("a dash - then");

@@ -34,6 +34,9 @@ export class DocumentVocabulary {
   }
 }
 
+const INFLECTIONS = ["s", "es", "ed", "ing"];
+const PARTICIPLE_LIKE = /(ed|en|ing|based|free|only|like|wise|aware|specific|level|scale)$/;
+
 /** Halves shorter than this are prefixes or syllables ("re-", "be-", "in-"), not words. */
 const MIN_COMPOUND_PART = 3;
 
@@ -63,5 +66,10 @@ export function joinParagraphLines(previous: string, next: string, vocabulary: D
   // "end-of-" + "sequence": a chain of hyphens is a compound.
   if (parts.length > 1) return keep;
   const isWord = (w: string) => w.length >= MIN_COMPOUND_PART && vocabulary.count(w) > 0;
-  return isWord(last) && isWord(tail) ? keep : join;
+  if (isWord(last) && isWord(tail)) return keep;
+  // A compound modifier whose first half the document writes only inflected: "technician-" /
+  // "written" beside "technicians". Only before a participle-like second half, since a plain
+  // noun there ("break-" / "water" beside "breaking") is more often one word broken.
+  const inflected = last.length >= MIN_COMPOUND_PART + 2 && INFLECTIONS.some((e) => vocabulary.count(last + e) > 0);
+  return inflected && isWord(tail) && PARTICIPLE_LIKE.test(tail) ? keep : join;
 }

@@ -13,8 +13,10 @@ export interface EdgeRow {
   text: string;
 }
 
-/** Header and footer bands: this fraction of the page height at the top and at the bottom (acmart sets its head at 8.5%). */
+/** A head on one page only must lie in this fraction of the page height at the top (acmart sets its head at 8.5%). */
 const EDGE_BAND = 0.1;
+/** Text repeated on several pages is running text within this wider band (12 pt type with 1.5 in margins: 11%). */
+const REPEAT_BAND = 0.15;
 /** A one-page running head stands this many of its own ems above the first line of text. */
 const HEAD_SEPARATION_EM = 2.2;
 
@@ -29,12 +31,12 @@ function key(text: string): string {
  * bottom; `bodySize` is the document's body font size.
  */
 export function runningTextRows<R extends EdgeRow>(pages: PdfPageText[], rowsByPage: R[][], bodySize: number): Set<R> {
-  const atTop = (r: R, p: PdfPageText) => r.y < EDGE_BAND * p.height;
-  const atBottom = (r: R, p: PdfPageText) => r.y > (1 - EDGE_BAND) * p.height;
+  const atTop = (r: R, p: PdfPageText, band = EDGE_BAND) => r.y < band * p.height;
+  const atBottom = (r: R, p: PdfPageText, band = EDGE_BAND) => r.y > (1 - band) * p.height;
   const pagesWith = new Map<string, Set<number>>();
   pages.forEach((p, i) => {
     for (const r of rowsByPage[i]) {
-      if (!atTop(r, p) && !atBottom(r, p)) continue;
+      if (!atTop(r, p, REPEAT_BAND) && !atBottom(r, p, REPEAT_BAND)) continue;
       const k = key(r.text);
       if (!pagesWith.has(k)) pagesWith.set(k, new Set());
       pagesWith.get(k)!.add(p.page);
@@ -48,8 +50,8 @@ export function runningTextRows<R extends EdgeRow>(pages: PdfPageText[], rowsByP
   pages.forEach((p, i) => {
     const rows = rowsByPage[i];
     rows.forEach((r, j) => {
-      if (!atTop(r, p) && !atBottom(r, p)) return;
-      if (repeated(key(r.text)) || PAGE_NUMBER.test(r.text.trim())) {
+      if (!atTop(r, p, REPEAT_BAND) && !atBottom(r, p, REPEAT_BAND)) return;
+      if (repeated(key(r.text)) || (PAGE_NUMBER.test(r.text.trim()) && (atTop(r, p) || atBottom(r, p)))) {
         out.add(r);
         return;
       }

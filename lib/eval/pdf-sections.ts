@@ -151,8 +151,8 @@ function figureLines(lines: LayoutLine[], edges: Array<{ left: number; right: nu
   return out;
 }
 
-/** A piece of a formula: short, and no word of three or more lower-case letters. */
-const FORMULA_FRAGMENT = /^(?!.*\p{Ll}{3})[^]{1,14}$/u;
+/** A piece of a formula: short, and no two lower-case letters in a row (prose has words). */
+const FORMULA_FRAGMENT = /^(?!.*\p{Ll}{2})[^]{1,14}$/u;
 
 /**
  * Displayed formulas: a line ending in an equation number, and the fragments a formula's
@@ -311,7 +311,9 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       continue;
     }
     touch(current, l.page);
-    if (para && !breaksParagraph(para.last, line, current.kind, para.first)) {
+    // Right after a formula, figure or table the space above the line is the float's, not a paragraph break.
+    const belowAside = lastAsideLine !== undefined && lastAsideLine === before && lastAside.role !== "footnote";
+    if (para && !breaksParagraph(para.last, line, current.kind, para.first, belowAside)) {
       const before = para.text.length;
       const j = joinParagraphLines(para.text, line.text, vocabulary);
       if (j.dehyphenated) stats.dehyphenated++;
@@ -338,7 +340,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     stats.headings++;
   }
 
-  function breaksParagraph(prev: LayoutLine, cur: LayoutLine, kind: SectionKind, first?: LayoutLine): boolean {
+  function breaksParagraph(prev: LayoutLine, cur: LayoutLine, kind: SectionKind, first?: LayoutLine, belowAside = false): boolean {
     const e = edgeOf.get(cur)!;
     const pe = edgeOf.get(prev)!;
     // A list item starts a paragraph; its later lines hang a little right of its label.
@@ -346,7 +348,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     const inItem = first !== undefined && LIST_LABEL.test(first.text) && cur.x0 > first.x0 + 0.3 * cur.size && cur.x0 < first.x0 + 3 * cur.size;
     const indented = cur.x0 - e.left > 0.6 * cur.size && !inItem;
     const sameColumn = prev.page === cur.page && prev.region === cur.region;
-    const gap = sameColumn && cur.y - prev.y > (leading + 0.45) * prev.size;
+    const gap = sameColumn && !belowAside && cur.y - prev.y > (leading + 0.45) * prev.size;
     const sizeChange = Math.abs(cur.size - prev.size) > 1;
     if (kind === "references") {
       // One entry per paragraph: "[3] ..." or "12. ..." starts one; with a hanging indent, so
