@@ -136,6 +136,17 @@ describe("particular layouts", () => {
     expect(doc.sections.find((s) => s.title === "5 RELATED WORK")!.text).toMatch(/^Demand response programmes[^]*plan their own work\.$/);
   });
 
+  test("acmart acmsmall: numbered subsections run into their paragraphs become sections; the text after them is the paragraph", async () => {
+    const doc = await extract("acm-acmsmall");
+    const sub = doc.sections.find((s) => s.number === "2.1")!;
+    expect(sub.title).toBe("2.1 Temperature Log");
+    expect(sub.path).toEqual(["2 BOILER MODEL", "2.1 Temperature Log"]);
+    expect(sub.paragraphs[0].text).toMatch(/^The boiler reports its tank temperature every minute\./);
+    // LaTeX's unnumbered \paragraph run-in stays text (article-onecolumn's "Tie breaking.").
+    const one = await extract("article-onecolumn");
+    expect(one.sections.flatMap((s) => s.paragraphs).some((p) => p.text.startsWith("Tie breaking. When two neighbours"))).toBe(true);
+  });
+
   test("footnotes are paragraphs of their own, and the paragraphs they interrupt read on", async () => {
     const doc = await extract("footnotes-longtable");
     const notes = doc.sections.flatMap((s) => s.paragraphs).filter((p) => p.role === "footnote");

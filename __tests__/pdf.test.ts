@@ -167,7 +167,7 @@ describe("chunks", () => {
 
 describe("paragraphs", () => {
   const at = (text: string, y: number, o: Partial<LayoutLine> = {}): LayoutLine => ({
-    page: 1, text, x0: 54, x1: 297, y, pageHeight: 792, size: 10, bold: false, italic: false, region: "left", role: "body", cells: 1, cellStarts: [54], ...o,
+    page: 1, text, x0: 54, x1: 297, y, pageHeight: 792, size: 10, bold: false, italic: false, boldLead: "", region: "left", role: "body", cells: 1, cellStarts: [54], ...o,
   });
 
   test("a footnote at the bottom of a column does not cut the paragraph running into the next column", () => {

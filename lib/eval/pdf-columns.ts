@@ -14,6 +14,8 @@ export interface Piece {
   size: number;
   bold: boolean;
   italic: boolean;
+  /** The piece's leading text set in bold ("3.2 Setup" of a run-in heading); "" if it starts in regular type. */
+  boldLead: string;
 }
 
 export interface Row {

@@ -25,6 +25,8 @@ export interface LayoutLine {
   size: number;
   bold: boolean;
   italic: boolean;
+  /** The line's leading bold text, for run-in headings ("2.1 Data The corpus ..."); "" if none. */
+  boldLead: string;
   region: Region;
   role: LineRole;
   /** Pieces separated by wide gaps (table cells); joined with " | " in `text`. */
@@ -167,7 +169,7 @@ function baselineGroups(items: PdfTextItem[]): Array<{ y: number; size: number; 
 const ITALIC_FONT = /italic|oblique|-it\b|ital|cmti|cmsl|\bti\d/i;
 
 function pieces(items: PdfTextItem[], gutter: Gutter | null): Piece[] {
-  const out: Array<Piece & { weight: number; boldChars: number; italicChars: number; sizeChars: number; lastItem: { x0: number; x1: number } }> = [];
+  const out: Array<Piece & { weight: number; boldChars: number; italicChars: number; sizeChars: number; lastItem: { x0: number; x1: number }; leadOpen: boolean }> = [];
   for (const it of [...items].sort((a, b) => a.x - b.x)) {
     const text = cleanText(it.text);
     const n = text.trim().length;
@@ -189,8 +191,12 @@ function pieces(items: PdfTextItem[], gutter: Gutter | null): Piece[] {
       last.sizeChars += it.size * n;
       last.size = Math.max(last.size, it.size);
       last.lastItem = itemBox;
+      if (last.leadOpen) {
+        if (it.bold) last.boldLead += space + text;
+        else last.leadOpen = false;
+      }
     } else {
-      out.push({ text, x0: it.x, x1: it.x + it.width, y: it.y, size: it.size, bold: it.bold, italic, weight: n, boldChars: it.bold ? n : 0, italicChars: italic ? n : 0, sizeChars: it.size * n, lastItem: itemBox });
+      out.push({ text, x0: it.x, x1: it.x + it.width, y: it.y, size: it.size, bold: it.bold, italic, weight: n, boldChars: it.bold ? n : 0, italicChars: italic ? n : 0, sizeChars: it.size * n, lastItem: itemBox, boldLead: it.bold ? text : "", leadOpen: it.bold });
     }
   }
   return out
@@ -203,8 +209,19 @@ function pieces(items: PdfTextItem[], gutter: Gutter | null): Piece[] {
       size: p.weight > 0 ? Math.round((p.sizeChars / p.weight) * 10) / 10 : p.size,
       bold: p.weight > 0 && p.boldChars >= 0.8 * p.weight,
       italic: p.weight > 0 && p.italicChars >= 0.8 * p.weight,
+      boldLead: p.boldLead.replace(/\s+/g, " ").trim(),
     }))
     .filter((p) => p.text !== "");
+}
+
+/** The bold text a line starts with, across pieces ("2.1" then "Data" then regular text). */
+function boldLead(ps: Piece[]): string {
+  const parts: string[] = [];
+  for (const p of ps) {
+    if (p.boldLead !== "") parts.push(p.boldLead);
+    if (p.boldLead !== p.text) break;
+  }
+  return parts.join(" ");
 }
 
 function line(page: number, pageHeight: number, ps: Piece[], region: Region, role: LineRole): LayoutLine {
@@ -231,6 +248,7 @@ function line(page: number, pageHeight: number, ps: Piece[], region: Region, rol
     size: Math.round((ps.reduce((s, p) => s + p.size * p.text.length, 0) / Math.max(1, chars)) * 10) / 10,
     bold: ps.every((p) => p.bold),
     italic: ps.every((p) => p.italic),
+    boldLead: boldLead(ps),
     region,
     role,
     cells: cellStarts.length,

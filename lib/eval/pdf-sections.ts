@@ -121,7 +121,8 @@ function footnoteLines(lines: LayoutLine[], bodySize: number, leading: number): 
     while (first > start && small(lines[first - 1])) first--;
     const head = lines[first];
     // Page furniture without a mark (acmart's permission block) stands well below the text.
-    const apart = first > start && head?.y - lines[first - 1].y > 2 * leading * bodySize && !NAMED.test(head.text) && !/^\[\d+\]/.test(head.text);
+    const apart =
+      first > start && head?.y - lines[first - 1].y > 1.5 * leading * bodySize && !NAMED.test(head.text) && !/^\[\d+\]/.test(head.text) && !CAPTION.test(head.text) && head.cells === 1;
     if (first < end && head.y > FOOTNOTE_TOP * head.pageHeight && (FOOTNOTE_MARK.test(head.text) || apart)) {
       for (let i = first; i < end; i++) out.add(lines[i]);
     }
@@ -299,6 +300,22 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       startSection(h, l.page);
       previousHeading = { line: l, section: current };
       continue;
+    }
+    // A numbered heading run into its paragraph ("2.1 Temperature Log The boiler ..."): the
+    // bold lead is the heading, the rest the paragraph's first line. Unnumbered run-in titles
+    // (LaTeX's \paragraph) stay part of their paragraph's text.
+    const lead = l.boldLead;
+    if (lead !== "" && lead.length < l.text.length && NUMBERED.test(lead) && (!para || breaksParagraph(para.last, l, current.kind, para.first))) {
+      const runIn = detector.detect({ ...l, text: lead.replace(/[.:]$/, ""), bold: true, cells: 1 });
+      if (runIn) {
+        endParagraph();
+        startSection(runIn, l.page);
+        const rest: LayoutLine = { ...l, text: l.text.slice(lead.length).trim(), boldLead: "" };
+        edgeOf.set(rest, edgeOf.get(l)!);
+        touch(current, l.page);
+        para = { text: rest.text, page: l.page, pageBreaks: [], first: rest, last: rest, lastPage: l.page };
+        continue;
+      }
     }
     let line = l;
     // IEEE and others set the abstract's name in front of its first line: "Abstract—Small ...".

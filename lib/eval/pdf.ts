@@ -49,7 +49,7 @@ export interface ExtractedPdf {
   stats: LayoutStats & SectionStats;
 }
 
-const BOLD_FONT = /bold|black|heavy|semibold|demi|medi(um)?\b|-bd|cmbx|cmb\d|\bbx/i;
+const BOLD_FONT = /bold|black|heavy|semibold|demi|medi(um)?\b|-bd|cm\w*bx|cmb\d|\bbx|ecbx|ecsx|ecrb/i;
 
 // pdflatex with T1-encoded fonts but without the cm-super outlines embeds bitmap (Type3) fonts
 // with no Unicode map, and pdf.js then reports the ligature glyphs by their T1 code points,

@@ -158,8 +158,10 @@ function fromLatex(src: string, file: string): Truth {
   let body = withoutComments.slice(begin + "\\begin{document}".length, end);
   // Title and authors may be declared after \\begin{document} (IEEEtran's template does).
   for (const c of ["title", "author", "affiliation"]) body = replaceCommand(body, c, () => "", file);
-  // acmart prints \keywords{...} under a "Keywords" heading of its own.
-  body = replaceCommand(body, "keywords", (a) => `\n\n\\section*{Keywords}\n\n${a}\n\n`, file);
+  // acmart's conference formats (sigconf, ...) head the abstract and the keywords; its journal
+  // formats (acmsmall, ...) print the abstract without a heading and the keywords run in.
+  const acmJournal = /\\documentclass\[(?![^\]]*\bsig)[^\]]*\]\{acmart\}/.test(preamble);
+  body = replaceCommand(body, "keywords", (a) => (acmJournal ? `\n\nAdditional Key Words and Phrases: ${a}\n\n` : `\n\n\\section*{Keywords}\n\n${a}\n\n`), file);
   // Layout-only commands print nothing themselves.
   body = body
     .replace(/\\(maketitle|makeatletter|makeatother|noindent|centering|par)\b/g, "")
@@ -231,7 +233,7 @@ function fromLatex(src: string, file: string): Truth {
     addParagraphs(pending);
     pending = "";
     if (env === "abstract") {
-      startSection("Abstract", null, 1);
+      if (!acmJournal) startSection("Abstract", null, 1);
       addParagraphs(inner);
     } else if (env === "IEEEkeywords") {
       truth.paragraphs.push({ section, text: "Index Terms\u2014" + latexInline(inner, file) });
