@@ -239,6 +239,14 @@ describe("line-end hyphens", () => {
     expect(joinParagraphLines("the northern break-", "water of the harbour", v).text).toBe("the northern breakwater of the harbour");
   });
 
+  test("function words are no halves of compounds; short tails are real hyphens only when they are words", () => {
+    const v = new DocumentVocabulary(["we went out with the similar tools in a box"]);
+    expect(joinParagraphLines("knowing with-", "out asking", v).text).toBe("knowing without asking");
+    expect(joinParagraphLines("a built-", "in check", v).text).toBe("a built-in check");
+    expect(joinParagraphLines("the similari-", "ty of", v).text).toBe("the similarity of");
+    expect(joinParagraphLines("an e-", "mail", v).text).toBe("an e-mail");
+  });
+
   test("other line breaks are one space, never none", () => {
     expect(join("the", "7B model")).toBe("the 7B model");
     expect(join("a dash -", "then")).toBe("a dash - then");

@@ -122,6 +122,8 @@ function tableAcrossGutter(r: Row, g: Gutter, edges: ColumnEdges, em: number): b
   const left = r.pieces.filter((p) => sideOf(p, g) === "left");
   const right = r.pieces.filter((p) => sideOf(p, g) === "right");
   if (left.length === 0 || right.length === 0) return false;
+  // Cells on both sides: a table across the page whose column gap happens to fall on the gutter.
+  if (left.length >= 2 && right.length >= 2) return true;
   const near = (a: number, b: number) => Math.abs(a - b) < 0.6 * em;
   const leftLike = near(left[0].x0, edges.leftStart) || near(left[left.length - 1].x1, edges.leftEnd);
   const rightLike = (right[0].x0 > edges.rightStart - 0.6 * em && right[0].x0 < edges.rightStart + 2.5 * em) || near(right[right.length - 1].x1, edges.rightEnd);

@@ -35,6 +35,9 @@ export class DocumentVocabulary {
 }
 
 const INFLECTIONS = ["s", "es", "ed", "ing"];
+const FUNCTION_WORDS = new Set(
+  "the and but for nor yet with without out into onto upon over under from than then that this these those there here where when what which who whom whose how why all any some none each every our your their its his her them they not can may must will shall".split(" "),
+);
 const PARTICIPLE_LIKE = /(ed|en|ing|based|free|only|like|wise|aware|specific|level|scale)$/;
 
 /** Halves shorter than this are prefixes or syllables ("re-", "be-", "in-"), not words. */
@@ -63,9 +66,15 @@ export function joinParagraphLines(previous: string, next: string, vocabulary: D
   const join = { text: a.slice(0, -1) + b, dehyphenated: true };
   if (vocabulary.count(joined) > 0 && vocabulary.count(joined) >= vocabulary.count(hyphenated)) return join;
   if (vocabulary.count(hyphenated) > 0) return keep;
+  // Typesetters leave at least two letters on each side of a break (TeX: two before, three
+  // after): "e-" / "mail" is a real hyphen, and so is "built-" / "in" when the short tail is a
+  // word of its own ("similari-" / "ty" is not).
+  if (last.length < 2 || (tail.length < 3 && vocabulary.count(tail) > 0)) return keep;
   // "end-of-" + "sequence": a chain of hyphens is a compound.
   if (parts.length > 1) return keep;
   const isWord = (w: string) => w.length >= MIN_COMPOUND_PART && vocabulary.count(w) > 0;
+  // A function word is no half of a compound: "with-" / "out", "there-" / "fore".
+  if (FUNCTION_WORDS.has(last.toLowerCase()) || FUNCTION_WORDS.has(tail)) return join;
   if (isWord(last) && isWord(tail)) return keep;
   // A compound modifier whose first half the document writes only inflected: "technician-" /
   // "written" beside "technicians". Only before a participle-like second half, since a plain
