@@ -161,11 +161,15 @@ describe("runEvaluationSuite", () => {
 });
 
 describe("batches", () => {
-  test("with a length, similar lengths share a batch; results come back in the items' order", async () => {
+  test("with a length, similar lengths share a batch, longest first; results come back in the items' order", async () => {
     const items = ["a".repeat(9), "b", "c".repeat(5), "d".repeat(2), "e".repeat(8), "f".repeat(3)];
     const seen: string[][] = [];
     const out = await batched(items, 2, async (batch) => (seen.push(batch), batch.map((x) => x.toUpperCase())), (x) => x.length);
-    expect(seen.map((b) => b.map((x) => x[0]))).toEqual([["b", "d"], ["f", "c"], ["e", "a"]]);
+    expect(seen.map((b) => b.map((x) => x[0]))).toEqual([["a", "e"], ["c", "f"], ["d", "b"]]);
+    // 5 items in batches of 2: the remainder batch holds the shortest one.
+    const tail: number[][] = [];
+    await batched([3, 9, 1, 7, 5], 2, async (batch) => (tail.push(batch), batch), (x) => x);
+    expect(tail).toEqual([[9, 7], [5, 3], [1]]);
     expect(out.map((r) => r.value)).toEqual(items.map((x) => x.toUpperCase()));
     const plain: string[][] = [];
     await batched(items, 4, async (batch) => (plain.push(batch), batch), undefined);

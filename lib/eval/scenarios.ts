@@ -246,15 +246,17 @@ export type Resolved = ScenarioOptions & { k: number; maxNewTokens: number; batc
 
 /**
  * Runs `fn` on batches of `items`; each result gets its batch's wall time / batch size. With
- * `length`, items of similar length share a batch (results still come back in the items'
- * order): a batch is left-padded to its longest prompt and generates until its longest answer
- * ends, so mixing a 300-token prompt with 1,300-token ones costs the short one the long one's time.
+ * `length`, items of similar length share a batch, longest first (results still come back in the
+ * items' order): a batch is left-padded to its longest prompt and runs until its longest answer
+ * ends, so mixing a 300-token prompt with 1,300-token ones costs the short one the long one's
+ * time. Longest first, the short remainder batch holds the shortest items, which minimises the
+ * sum of the batches' longest lengths.
  */
 export async function batched<T, R>(items: T[], size: number, fn: (batch: T[]) => Promise<R[]>, length?: (item: T) => number): Promise<Array<{ value: R; ms: number }>> {
   const order = items.map((_, i) => i);
   if (length) {
     const lengths = items.map(length);
-    order.sort((a, b) => lengths[a] - lengths[b] || a - b);
+    order.sort((a, b) => lengths[b] - lengths[a] || a - b);
   }
   const out: Array<{ value: R; ms: number }> = new Array(items.length);
   for (let i = 0; i < order.length; i += size) {
