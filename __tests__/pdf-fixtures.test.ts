@@ -147,6 +147,15 @@ describe("particular layouts", () => {
     expect(one.sections.flatMap((s) => s.paragraphs).some((p) => p.text.startsWith("Tie breaking. When two neighbours"))).toBe(true);
   });
 
+  test("review copies: line numbers in the margin or squeezed into the gutter are dropped, and only there", async () => {
+    for (const name of FIXTURES) {
+      const doc = await extract(name);
+      expect({ name, lineNumbers: doc.stats.lineNumbers > 0 }).toEqual({ name, lineNumbers: name.endsWith("-lineno") });
+    }
+    const numbered = await extract("article-twocolumn-lineno");
+    expect(numbered.sections.map((s) => s.title)).toEqual((await extract("article-twocolumn")).sections.map((s) => s.title));
+  });
+
   test("footnotes are paragraphs of their own, and the paragraphs they interrupt read on", async () => {
     const doc = await extract("footnotes-longtable");
     const notes = doc.sections.flatMap((s) => s.paragraphs).filter((p) => p.role === "footnote");

@@ -9,6 +9,7 @@
 import { cleanText } from "./text";
 import type { PdfPageText, PdfTextItem } from "./pdf";
 import { columnEdges, columnOrder, crosses, findGutter, sideOf, pageUsesGutter, type Gutter, type OrderedRow, type Piece, type Row } from "./pdf-columns";
+import { lineNumberItems } from "./pdf-line-numbers";
 import { runningTextRows } from "./pdf-running-text";
 
 export type Region = "single" | "left" | "right" | "full";
@@ -42,6 +43,8 @@ export interface LayoutStats {
   headerFooterLines: number;
   /** Rotated or vertical items skipped (e.g. arXiv's margin stamp). */
   rotatedItems: number;
+  /** Line numbers of a review copy, dropped (pdf-line-numbers.ts). */
+  lineNumbers: number;
   twoColumnPages: number;
   /** Running-text lines shorter than SHORT_LINE_CHARS: many of them mean a broken layout. */
   shortLines: number;
@@ -59,11 +62,13 @@ const CELL_GAP_EM = 1.5;
 const WORD_GAP_EM = 0.12;
 
 export function layoutPages(pages: PdfPageText[]): { lines: LayoutLine[]; stats: LayoutStats } {
-  const stats: LayoutStats = { items: 0, lines: 0, headerFooterLines: 0, rotatedItems: 0, twoColumnPages: 0, shortLines: 0, gutter: null };
+  const stats: LayoutStats = { items: 0, lines: 0, headerFooterLines: 0, rotatedItems: 0, lineNumbers: 0, twoColumnPages: 0, shortLines: 0, gutter: null };
   const flatByPage = pages.map((p) => {
     stats.items += p.items.length;
-    const flat = p.items.filter((i) => i.horizontal);
-    stats.rotatedItems += p.items.length - flat.length;
+    const numbers = lineNumberItems(p);
+    stats.lineNumbers += numbers.size;
+    const flat = p.items.filter((i) => i.horizontal && !numbers.has(i));
+    stats.rotatedItems += p.items.filter((i) => !i.horizontal).length;
     return flat;
   });
   const em = bodySizeOf(flatByPage.flat());
