@@ -23,7 +23,13 @@ const FIXTURES = fixtureNames(DIR);
  * passes every check. A fixture listed here still runs; its test fails if the score changes
  * either way, so an improvement has to be recorded by removing it.
  */
-const KNOWN_FAILURES: Record<string, Partial<FixtureScore>> = {};
+const KNOWN_FAILURES: Record<string, Partial<FixtureScore>> = {
+  // The page printed in two CSS columns: the table is wider than its column, so Chromium clips
+  // the caption (its text layer reads "reached ea" / "stretch", the "ch" of "each" is gone)
+  // and sets each row's cells wrapped and vertically centred. The rows stay out of the prose,
+  // but are not put back together row by row.
+  "chromium-page-columns": { captionsFound: 0, tableRowsApart: 0 },
+};
 
 const extracted = new Map<string, Promise<ExtractedPdf>>();
 function extract(name: string): Promise<ExtractedPdf> {

@@ -178,10 +178,23 @@ function equationLines(lines: LayoutLine[], leading: number): Set<LayoutLine> {
   return out;
 }
 
+/** Where each column's text starts, per page and region: the most common line start. */
+function columnLeftEdges(lines: LayoutLine[]): Map<string, number> {
+  const counts = new Map<string, Map<number, number>>();
+  for (const l of lines) {
+    const k = `${l.page}:${l.region}`;
+    if (!counts.has(k)) counts.set(k, new Map());
+    const c = counts.get(k)!;
+    c.set(Math.round(l.x0), (c.get(Math.round(l.x0)) ?? 0) + 1);
+  }
+  return new Map([...counts].map(([k, c]) => [k, [...c].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0][0]]));
+}
+
 export function buildSections(lines: LayoutLine[]): { title: string; sections: Section[]; stats: SectionStats } {
   const bodySize = bodyFontSize(lines);
   const edges = blockEdges(lines);
   const edgeOf = new Map(lines.map((l, i) => [l, edges[i]]));
+  const columnLeft = columnLeftEdges(lines);
   const leading = leadingRatio(lines);
   const vocabulary = new DocumentVocabulary(lines.map((l) => l.text));
   const stats: SectionStats = { bodyFontSize: bodySize, headings: 0, dehyphenated: 0, floats: 0 };
@@ -383,9 +396,20 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     return l.x1 - l.x0 < 0.5 * width && Math.abs((l.x0 + l.x1) / 2 - (e.left + e.right) / 2) < l.size;
   }
 
+  /**
+   * A line just below a table row that is no prose line: under one of the row's cells (a
+   * wrapped cell), or not starting at the column's edge at all (cells set in the middle of
+   * their rows in a narrow column). Prose starts at the edge or a paragraph indent from it.
+   */
   function continuesTable(row: LayoutLine, l: LayoutLine): boolean {
     const sameColumn = row.page === l.page && row.region === l.region;
-    return sameColumn && l.y - row.y < (leading + 0.6) * row.size && row.cellStarts.slice(1).some((x) => Math.abs(x - l.x0) < 1.5);
+    if (!sameColumn || l.y - row.y > (leading + 0.6) * Math.max(row.size, l.size) || l.y < row.y) return false;
+    if (row.cellStarts.slice(1).some((x) => Math.abs(x - l.x0) < 1.5)) return true;
+    const left = columnLeft.get(`${l.page}:${l.region}`) ?? l.x0;
+    const atEdge = l.x0 - left < 1.5 * l.size;
+    const prose = atEdge && l.x1 - l.x0 > 0.6 * (edgeOf.get(l)!.right - left);
+    // A bold line at the column's edge is a heading, not a cell.
+    return !prose && !(atEdge && l.bold) && !CAPTION.test(l.text);
   }
 
   function continuesHeading(h: LayoutLine, l: LayoutLine): boolean {

@@ -7,7 +7,7 @@
 // Each reader understands the markup these sources use and refuses anything else, so a
 // fixture that grows a new construct fails here instead of producing a wrong truth.
 //
-//   node dist/tools/pdf-fixtures/ground-truth.js <source> <out.truth.json>
+//   node <built>/ground-truth.js <source> <out.truth.json>     (from the repository root)
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -361,9 +361,9 @@ function fromHtml(src: string, file: string): Truth {
 if (require.main === module) {
   const [sourceFile, out] = process.argv.slice(2);
   if (!sourceFile || !out) {
-    console.error("usage: node dist/tools/pdf-fixtures/ground-truth.js <source.tex|.fodt|.html> <out.truth.json>");
+    console.error("usage (from the repository root): node ground-truth.js <source.tex|.fodt|.html> <out.truth.json>");
     process.exit(2);
   }
-  const repoRoot = path.resolve(__dirname, "..", "..", fs.existsSync(path.resolve(__dirname, "..", "..", "package.json")) ? "" : "..");
-  fs.writeFileSync(out, JSON.stringify(groundTruth(path.resolve(sourceFile), repoRoot), null, 1) + "\n");
+  // Run from the repository root: `source` in the truth file is relative to it.
+  fs.writeFileSync(out, JSON.stringify(groundTruth(path.resolve(sourceFile), process.cwd()), null, 1) + "\n");
 }
