@@ -1,7 +1,12 @@
 // PDF -> sections -> chunks, for evaluating on a paper (never for training). pdf.js (5.x legacy
 // build, the last line supporting Node 20) gives positioned text items; pdf-layout.ts puts them
-// into reading order (columns, running headers and page numbers removed); pdf-sections.ts finds
-// headings and paragraphs; chunks.ts packs sentences into chunks that fit the compressor.
+// into reading order from the page geometry alone (pdf-columns.ts: gutter and full-width bands;
+// pdf-running-text.ts: running heads, feet, page numbers; pdf-line-numbers.ts: review-copy line
+// numbers); pdf-sections.ts finds headings (pdf-headings.ts) and paragraphs, keeping tables,
+// captions, formulas, figures and footnotes apart and resolving line-end hyphens
+// (pdf-hyphenation.ts); pdf-quality.ts says when the result looks wrong; chunks.ts packs
+// sentences into chunks that fit the compressor. tools/pdf-fixtures/ holds the typeset test
+// documents and their ground truth.
 //
 // Not-a-PDF, password-protected and text-less (scanned) files are refused with a ClaraError
 // "E_PDF" that names the file and says what to do.
