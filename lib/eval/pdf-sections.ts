@@ -212,7 +212,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     const start = titleCandidates.findIndex((l) => l.size === maxSize);
     for (let i = start; i < titleCandidates.length && Math.abs(titleCandidates[i].size - maxSize) < 0.5; i++) titleLines.add(titleCandidates[i]);
   }
-  const title = [...titleLines].map((l) => l.text).join(" ");
+  const title = [...titleLines].reduce((t, l) => joinParagraphLines(t, l.text, vocabulary).text, "");
   const untitled = lines.filter((l) => !titleLines.has(l));
   const detector = new HeadingDetector(bodySize, HeadingDetector.numbers(untitled, bodySize), untitled);
 
@@ -301,7 +301,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     }
     // A heading that wraps: its second line follows closely in the same style.
     if (previousHeading && continuesHeading(previousHeading.line, l)) {
-      previousHeading.section.title += " " + l.text;
+      previousHeading.section.title = joinParagraphLines(previousHeading.section.title, l.text, vocabulary).text;
       previousHeading.section.path[previousHeading.section.path.length - 1] = previousHeading.section.title;
       previousHeading.line = l;
       continue;
