@@ -245,7 +245,7 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
       let text = "";
       a.lines.forEach((l, i) => {
         if (i === 0) text = l.text;
-        else if (a.role === "table" || l.cells > 1 || a.lines[i - 1].cells > 1) text += "\n" + l.text;
+        else if (l.cells > 1 || a.lines[i - 1].cells > 1) text += "\n" + l.text;
         else text = joinParagraphLines(text, l.text, vocabulary).text;
       });
       current.paragraphs.push({ text, page: a.lines[0].page, float: true, role: a.role });
@@ -303,6 +303,8 @@ export function buildSections(lines: LayoutLine[]): { title: string; sections: S
     if (previousHeading && continuesHeading(previousHeading.line, l)) {
       previousHeading.section.title = joinParagraphLines(previousHeading.section.title, l.text, vocabulary).text;
       previousHeading.section.path[previousHeading.section.path.length - 1] = previousHeading.section.title;
+      // Subsections' paths name the whole title too.
+      if (stack.length) stack[stack.length - 1].title = previousHeading.section.title;
       previousHeading.line = l;
       continue;
     }
