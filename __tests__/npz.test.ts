@@ -259,7 +259,16 @@ describe("npz errors", () => {
     // The member's data starts after the 30-byte local header and its name "w.npy".
     const start = 30 + bytes[26] + bytes[28];
     bytes[start] = 0xff; // BTYPE 11: an invalid deflate block
-    expectNpzError(() => decodeNpz(bytes, "x.npz"), { file: "x.npz", entry: "w" }, /member 'w\.npy' is corrupt/);
+    expectNpzError(() => decodeNpz(bytes, "x.npz"), { file: "x.npz", entry: "w" }, /member 'w\.npy' does not inflate/);
+  });
+
+  test("a flipped bit in a stored member's data fails its CRC-32 and names the array (it used to load silently)", () => {
+    const bytes = encodeNpz({ w: f32x12() });
+    bytes[30 + bytes[26] + bytes[28] + 128 + 5] ^= 0x10; // inside the float data, after the .npy header
+    const file = path.join(dir, "flipped.npz");
+    fs.writeFileSync(file, bytes);
+    expectNpzError(() => readNpz(file), { file, entry: "w" }, /fails its CRC-32 check/);
+    expectNpzError(() => decodeNpz(bytes, "f.npz"), { file: "f.npz", entry: "w" }, /fails its CRC-32 check/);
   });
 
   test("a member with bad magic names file and entry", () => {

@@ -1,16 +1,15 @@
 // .npz archives: a zip of `<name>.npy` members, as written by numpy.savez(_compressed) and
-// mlx.core.savez. fflate does the zip work but checks neither CRCs nor member sizes, so
-// decodeNpy's exact size check is what turns a truncated or misread member into an error
-// instead of silently short or zero-filled weights.
+// mlx.core.savez. Read through io/zip.ts (each member's CRC-32 checked, ZIP64 archives read in
+// pieces), and decodeNpy checks each array's exact size; fflate writes them.
 
-import * as fs from "node:fs";
-import { unzipSync, zipSync, type UnzipFileInfo, type Zippable } from "fflate";
+import { zipSync, type Zippable } from "fflate";
 import { ClaraError, invalidArgument } from "../errors";
 import { Tensor } from "../tensor";
 import { writeFileAtomic } from "./atomic";
 import { decodeNpy, encodeNpy, npzError } from "./npy";
+import { ZipReader } from "./zip";
 
-// fflate writes no ZIP64 records and a Node Buffer tops out at 4 GiB: the limit both ways.
+// fflate writes no ZIP64 records: the limit of what is written (reading has none).
 const MAX_ARCHIVE_BYTES = 0xffffffff;
 const SPLIT_HINT = "split the tensors across several .npz files";
 // A fixed timestamp, so that equal tensors give byte-identical archives (hashes, dedup).
@@ -24,7 +23,7 @@ export interface NpzWriteOptions {
 export type NpzEntries = Map<string, Tensor> | Record<string, Tensor>;
 
 export function readNpz(file: string): Map<string, Tensor> {
-  return decodeNpz(readWhole(file), file);
+  return arraysOf(new ZipReader(file, NPZ_ZIP), file);
 }
 
 export function writeNpz(file: string, entries: NpzEntries, opts: NpzWriteOptions = {}): void {
@@ -33,48 +32,29 @@ export function writeNpz(file: string, entries: NpzEntries, opts: NpzWriteOption
 
 /** Arrays keyed by member name without `.npy`, in archive order. */
 export function decodeNpz(bytes: Uint8Array, file?: string): Map<string, Tensor> {
-  const label = file ?? "the .npz data";
-  if (bytes.length > MAX_ARCHIVE_BYTES) throw tooLarge(file, bytes.length);
-  const members: string[] = [];
-  let unzipped: Record<string, Uint8Array>;
-  try {
-    unzipped = unzipSync(bytes, { filter: (info) => accept(info, members, file) });
-  } catch (e) {
-    if (e instanceof ClaraError) throw e;
-    // fflate reports a bad directory as code 13; anything later broke the member being extracted.
-    const current = (e as { code?: unknown }).code === 13 ? undefined : members.at(-1);
-    if (current !== undefined)
-      throw npzError(
-        { file, entry: arrayName(current) },
-        `member '${current}' is corrupt (${(e as Error).message}); write the archive again`,
-        e,
-      );
-    throw new ClaraError(
-      "E_NPZ",
-      `${label} is not a readable .npz (zip) archive: ${(e as Error).message}. ` +
-        `It is truncated or corrupt (an interrupted copy or download is the usual cause); write or fetch it again.`,
-      { file, cause: e },
-    );
-  }
-
-  const arrays = new Map<string, Tensor>();
-  for (const member of members) {
-    const entry = arrayName(member);
-    if (arrays.has(entry)) throw npzError({ file, entry }, `the archive holds array '${entry}' twice`);
-    arrays.set(entry, decodeNpy(unzipped[member], { file, entry }));
-  }
-  return arrays;
+  return arraysOf(new ZipReader({ bytes, name: file }, NPZ_ZIP), file);
 }
 
-function accept(info: UnzipFileInfo, members: string[], file: string | undefined): boolean {
-  if (info.name.endsWith("/")) return false; // folder entries carry no data
-  if (info.compression !== 0 && info.compression !== 8)
-    throw npzError(
-      { file, entry: arrayName(info.name) },
-      `member '${info.name}' uses zip compression method ${info.compression}; only stored (0) and deflated (8) are supported`,
-    );
-  members.push(info.name);
-  return true;
+// Read through io/zip.ts: CRC-checked members and ZIP64 archives (over 4 GiB), read in pieces.
+const NPZ_ZIP = {
+  code: "E_NPZ",
+  notZipHint: "It is not a readable .npz (zip) archive: truncated or corrupt (an interrupted copy or download is the usual cause); write or fetch it again.",
+  entryOf: (member: string) => arrayName(member),
+} as const;
+
+function arraysOf(zip: ZipReader, file: string | undefined): Map<string, Tensor> {
+  try {
+    const arrays = new Map<string, Tensor>();
+    for (const member of zip.members.keys()) {
+      if (member.endsWith("/")) continue; // folder entries carry no data
+      const entry = arrayName(member);
+      if (arrays.has(entry)) throw npzError({ file, entry }, `the archive holds array '${entry}' twice`);
+      arrays.set(entry, decodeNpy(zip.read(member), { file, entry }));
+    }
+    return arrays;
+  } finally {
+    zip.close();
+  }
 }
 
 function arrayName(member: string): string {
@@ -106,26 +86,4 @@ function tooLarge(file: string | undefined, bytes: number): ClaraError {
     `${file ?? "The .npz archive"} is ${gib} GiB; .npz files over 4 GiB (ZIP64) are not supported, ${SPLIT_HINT}`,
     { file },
   );
-}
-
-// fs.readFileSync stops at 2 GiB; archives up to the 4 GiB zip limit are read in pieces.
-function readWhole(file: string): Uint8Array {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(file, "r");
-    const size = fs.fstatSync(fd).size;
-    if (size > MAX_ARCHIVE_BYTES) throw tooLarge(file, size);
-    const out = Buffer.allocUnsafe(size);
-    for (let done = 0; done < size; ) {
-      const n = fs.readSync(fd, out, done, Math.min(size - done, 1 << 30), done);
-      if (n === 0) throw npzError({ file }, `the file shrank while being read (${done} of ${size} bytes)`);
-      done += n;
-    }
-    return out;
-  } catch (e) {
-    if (e instanceof ClaraError) throw e;
-    throw new ClaraError("E_IO", `Could not read ${file}: ${(e as Error).message}`, { file, cause: e });
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }

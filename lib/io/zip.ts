@@ -16,7 +16,12 @@ export interface ZipReaderOptions {
   code: ZipErrorCode;
   /** What to tell the user when the file is not a zip archive at all. */
   notZipHint: string;
+  /** The `entry` an error names for a member (default: the member's name). */
+  entryOf?: (member: string) => string;
 }
+
+/** A file, or bytes already in memory (named in messages by `name` when given). */
+export type ZipInput = string | { bytes: Uint8Array; name?: string };
 
 const SIG_LOCAL = 0x04034b50;
 const SIG_CENTRAL = 0x02014b50;
@@ -34,27 +39,42 @@ export interface ZipMember {
   localHeaderOffset: number;
 }
 
-/** A zip archive on disk, read through its central directory; members are read on demand. */
+/** A zip archive on disk (or in memory), read through its central directory; members are read on demand. */
 export class ZipReader {
   readonly members = new Map<string, ZipMember>();
   readonly size: number;
-  private readonly fd: number;
+  /** How messages name the archive. */
+  readonly file: string;
+  /** The path errors carry (undefined for unnamed bytes). */
+  private readonly path: string | undefined;
+  private readonly fd: number | undefined;
+  private readonly bytes: Uint8Array | undefined;
   private readonly dataStart = new Map<string, number>();
   private readonly verified = new Set<string>();
 
   private readonly verifyCrc: boolean;
   private readonly code: ZipErrorCode;
   private readonly notZipHint: string;
+  private readonly entryOf: (member: string) => string;
 
-  constructor(readonly file: string, options: ZipReaderOptions) {
+  constructor(input: ZipInput, options: ZipReaderOptions) {
     this.verifyCrc = options.verifyCrc ?? true;
     this.code = options.code;
     this.notZipHint = options.notZipHint;
-    try {
-      this.fd = fs.openSync(file, "r");
-      this.size = fs.fstatSync(this.fd).size;
-    } catch (e) {
-      throw new ClaraError("E_IO", `Could not read ${file}: ${(e as Error).message}`, { file, cause: e });
+    this.entryOf = options.entryOf ?? ((m) => m);
+    if (typeof input === "string") {
+      this.file = this.path = input;
+      try {
+        this.fd = fs.openSync(input, "r");
+        this.size = fs.fstatSync(this.fd).size;
+      } catch (e) {
+        throw new ClaraError("E_IO", `Could not read ${input}: ${(e as Error).message}`, { file: input, cause: e });
+      }
+    } else {
+      this.path = input.name;
+      this.file = input.name ?? "the archive data";
+      this.bytes = input.bytes;
+      this.size = input.bytes.length;
     }
     try {
       this.readDirectory();
@@ -65,6 +85,7 @@ export class ZipReader {
   }
 
   close(): void {
+    if (this.fd === undefined) return;
     try {
       fs.closeSync(this.fd);
     } catch {
@@ -102,17 +123,23 @@ export class ZipReader {
   }
 
   private error(message: string, entry?: string, cause?: unknown): ClaraError {
-    return new ClaraError(this.code, `${this.file} ${message}`, { file: this.file, entry, cause });
+    return new ClaraError(this.code, `${this.file} ${message}`, { file: this.path, entry: entry === undefined ? undefined : this.entryOf(entry), cause });
   }
 
   private readAt(position: number, length: number, entry?: string): Uint8Array {
+    if (this.bytes) {
+      if (position + length > this.bytes.length) {
+        throw this.error(`ends at byte ${this.bytes.length}, inside ${entry ? `member '${entry}'` : "the zip structures"}: the data is truncated`, entry);
+      }
+      return this.bytes.slice(position, position + length);
+    }
     const out = new Uint8Array(length);
     for (let done = 0; done < length; ) {
       let n: number;
       try {
-        n = fs.readSync(this.fd, out, done, Math.min(length - done, 1 << 30), position + done);
+        n = fs.readSync(this.fd!, out, done, Math.min(length - done, 1 << 30), position + done);
       } catch (e) {
-        throw new ClaraError("E_IO", `Could not read ${this.file}: ${(e as Error).message}`, { file: this.file, entry, cause: e });
+        throw new ClaraError("E_IO", `Could not read ${this.file}: ${(e as Error).message}`, { file: this.path, entry, cause: e });
       }
       if (n === 0) throw this.error(`ends at byte ${position + done}, inside ${entry ? `member '${entry}'` : "the zip structures"}: the file is truncated`, entry);
       done += n;
