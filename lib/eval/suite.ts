@@ -97,7 +97,7 @@ export function defaultPdf(dir = "knowledge_data", sample = "sample_paper.pdf"):
     throw new ClaraError("E_INVALID_ARGUMENT", `${dir} holds several PDFs (${user.join(", ")}); choose one with --pdf`, { file: dir, field: "--pdf" });
   }
   if (pdfs.includes(sample)) return path.join(dir, sample);
-  throw new ClaraError("E_IO", `no PDF in ${dir}; put a paper there or pass --pdf <file.pdf> (tools/make-sample-pdf.ts writes the sample)`, { file: dir, field: "--pdf" });
+  throw new ClaraError("E_IO", `no PDF in ${dir}; put a paper there or pass --pdf <file.pdf> (the package ships knowledge_data/sample_paper.pdf)`, { file: dir, field: "--pdf" });
 }
 
 /** Questions for `doc` from a file, or null when they must be generated. */
