@@ -23,7 +23,8 @@ export const CASE_NOTES = [
   "Encoder rows (docs_ids, query_ids, candidates_ids) are left-padded <ENC><bos>text<eos> followed by the nMem memory tokens, so the memory " +
     "positions are the LAST nMem positions of every row. The compressed document is the post-final-RMSNorm hidden state at those positions [rows, nMem, H].",
   "Attention: causal, and a key is visible when its *_valid flag is 1 or it is the query position itself. RoPE positions are 0..L-1 along the padded row " +
-    "(no shift for left padding), as mlx-lm computes them for an unpadded call.",
+    "(no shift for left padding), as mlx-lm computes them for an unpadded call. Encoder batches leave out the padding columns every row shares and " +
+    "our RoPE positions start after them; RoPE depends on relative positions only, so 0..L-1 gives the same values to rounding.",
   "MSE (stages 1-2, weight mseWeight): mean over [rows, H] of (mean of hidden over valid non-memory positions - mean of hidden over memory positions)^2.",
   "Generator prompt: token embeddings, except that the k slots starting at the first <MEM0> (mem0Id) of each row take the compressed documents: slot j covers " +
     "positions p + j*(nMem+1) .. p + j*(nMem+1) + nMem - 1 and takes compressed row b*k + j; the <SEP> after each slot keeps its embedding.",
