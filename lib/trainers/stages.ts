@@ -115,7 +115,15 @@ export class Stage1Trainer extends StageTrainer<PretrainRecord> {
   }
 
   protected describe(maxLength: number): Record<string, unknown> {
-    return { stage: "stage1", compressionRate: this.clara.compressionRate, docMaxLength: this.clara.docMaxLength, maxLength, lora: this.clara.lora };
+    // The base's precision is part of the run: resuming on another would change every update.
+    return {
+      stage: "stage1",
+      compressionRate: this.clara.compressionRate,
+      docMaxLength: this.clara.docMaxLength,
+      maxLength,
+      lora: this.clara.lora,
+      quantization: this.clara.model.quantization,
+    };
   }
 }
 
