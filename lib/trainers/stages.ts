@@ -9,7 +9,7 @@ import type { NativeStageBatch } from "../native";
 import { ADAPTERS, ClaraModel, type ClaraCreateOptions } from "../clara/clara-model";
 import { DEFAULTS } from "../clara/config";
 import type { EncodedExample } from "../clara/templates";
-import { resolved, runStage, splitRecords, type StagePlan, type TrainOptions, type TrainSummary } from "./trainer";
+import { resolved, runStage, splitRecords, stageSpec, summedLosses, type StagePlan, type TrainOptions, type TrainSummary } from "./trainer";
 
 export interface StageOptions extends TrainOptions {
   /** Generator sequence limit in tokens (the reference's max_len). */
@@ -49,21 +49,16 @@ abstract class StageTrainer<R> {
   async lossOn(records: R[]): Promise<{ loss: number; parts: Record<string, number> }> {
     if (records.length === 0) throw new ClaraError("E_INVALID_ARGUMENT", "lossOn needs at least one record", { field: "records" });
     const plan = await this.plan();
-    const spec = { ...this.clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau, mseWeight: resolved(this.options, plan.defaults).mseWeight };
+    const spec = stageSpec(this.clara, plan, resolved(this.options, plan.defaults).mseWeight);
     // Keys in a band of their own, dropped after: the training and held-out examples' cache stays as it was.
     const keys = records.map((_, i) => LOSS_ON_KEYS - i);
-    let loss = 0;
-    const parts: Record<string, number> = {};
     try {
-      for (let i = 0; i < records.length; i++) {
-        const r = await this.clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch: plan.batch([records[i]], [keys[i]]), spec });
-        loss += r.loss;
-        for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v / records.length;
-      }
+      const sums = await summedLosses(this.clara, plan, spec, records.map((r, i) => [r, keys[i]] as const));
+      const mean = (v: number) => v / records.length;
+      return { loss: mean(sums.loss), parts: Object.fromEntries(Object.entries(sums.parts).map(([k, v]) => [k, mean(v)])) };
     } finally {
       for (const k of keys) this.examples.delete(k);
     }
-    return { loss: loss / records.length, parts };
   }
 
   /** Tokenizes each example once (per role: training or held-out). */

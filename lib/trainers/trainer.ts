@@ -218,7 +218,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
 
   const orderFor = (epoch: number) => new Random(subSeed(o.seed, `epoch-${epoch}`)).shuffle(plan.train.map((_, i) => i));
   if (!(o.mseWeight >= 0 && Number.isFinite(o.mseWeight))) throw new ClaraError("E_INVALID_ARGUMENT", `mseWeight must be a number >= 0, got ${o.mseWeight}`, { field: "mseWeight" });
-  const spec = { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau, mseWeight: o.mseWeight };
+  const spec = stageSpec(clara, plan, o.mseWeight);
   let lastSave = performance.now();
   const save = async (complete: boolean) => {
     lastSave = performance.now();
@@ -233,13 +233,9 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   const heldOutLoss = async () => {
     if (plan.eval.length === 0) return;
     // Each rank evaluates every worldSize-th example; the sums are reduced across ranks.
-    let loss = 0;
-    const parts: Record<string, number> = {};
-    for (let i = rank; i < plan.eval.length; i += worldSize) {
-      const r = await clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch: plan.batch([plan.eval[i]], [-1 - i]), spec });
-      loss += r.loss;
-      for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
-    }
+    const mine: Array<[R, number]> = [];
+    for (let i = rank; i < plan.eval.length; i += worldSize) mine.push([plan.eval[i], -1 - i]);
+    const { loss, parts } = await summedLosses(clara, plan, spec, mine);
     const names = Object.keys(parts).sort();
     const [total, ...sums] = (await clara.handle.meanOverRanks([loss, ...names.map((k) => parts[k])])).map((v) => (v * worldSize) / plan.eval.length);
     const mean = Object.fromEntries(names.map((k, i) => [k, sums[i]]));
@@ -329,6 +325,28 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   } finally {
     release();
   }
+}
+
+/** The native spec of a stage's loss. */
+export function stageSpec<R>(clara: ClaraModel, plan: StagePlan<R>, mseWeight: number) {
+  return { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau, mseWeight };
+}
+
+/** Sums of the loss and of each part over `examples` ([record, cache key]), one record per native call, no optimizer involved. */
+export async function summedLosses<R>(
+  clara: ClaraModel,
+  plan: StagePlan<R>,
+  spec: ReturnType<typeof stageSpec>,
+  examples: ReadonlyArray<readonly [R, number]>,
+): Promise<{ loss: number; parts: Record<string, number> }> {
+  let loss = 0;
+  const parts: Record<string, number> = {};
+  for (const [record, key] of examples) {
+    const r = await clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch: plan.batch([record], [key]), spec });
+    loss += r.loss;
+    for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
+  }
+  return { loss, parts };
 }
 
 /** Real (non-padding) tokens in a micro-batch, over every sequence it runs through the model. */
