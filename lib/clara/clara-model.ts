@@ -76,7 +76,7 @@ export class ClaraModel {
       ...options.lora,
     });
     const seed = options.seed ?? DEFAULTS.seed;
-    await model.handle.claraInit({ nMem: clara.nMem, seed, firstId: clara.templates.tokens.baseVocab });
+    await clara.addTokenRows(seed);
     await clara.addAdapter(ADAPTERS.compressor, seed + 1);
     await clara.addAdapter(ADAPTERS.generator, seed + 2);
     return clara;
@@ -107,7 +107,7 @@ export class ClaraModel {
       alpha: lora.alpha,
       dropout: lora.dropout,
     });
-    await model.handle.claraInit({ nMem: clara.nMem, seed: 0, firstId: clara.templates.tokens.baseVocab });
+    await clara.addTokenRows(0);
     await model.setParameters(entries, metadata.adapters);
     return clara;
   }
@@ -122,7 +122,7 @@ export class ClaraModel {
     options: { compressionRate: number; docMaxLength: number; lora: LoraOptions; entries: NamedTensor[]; adapters: NativeAdapterInfo[] },
   ): Promise<ClaraModel> {
     const clara = await ClaraModel.attach(model, options.compressionRate, options.docMaxLength, options.lora);
-    await model.handle.claraInit({ nMem: clara.nMem, seed: 0, firstId: clara.templates.tokens.baseVocab });
+    await clara.addTokenRows(0);
     await model.setParameters(options.entries, options.adapters);
     return clara;
   }
@@ -147,6 +147,11 @@ export class ClaraModel {
 
   spec(k: number): NativeSpec {
     return { nMem: this.nMem, k, mem0Id: this.templates.tokens.mem[0], mseWeight: DEFAULTS.mseWeight, tau: DEFAULTS.tau };
+  }
+
+  /** The memory and special tokens' embedding rows, right after the tokenizer's last id (once). */
+  private addTokenRows(seed: number): Promise<void> {
+    return this.handle.claraInit({ nMem: this.nMem, seed, firstId: this.templates.tokens.baseVocab });
   }
 
   async addAdapter(name: string, seed: number): Promise<void> {
