@@ -25,6 +25,7 @@ ClaraSpec to_clara_spec(Napi::Env env, Napi::Value v) {
   s.mem0_id = int_option(o, "mem0Id", 0, 0, 1 << 30);
   s.mse_weight = static_cast<float>(number_option(o, "mseWeight", 0.1, 0, 1e6));
   s.tau = static_cast<float>(number_option(o, "tau", 0.02, 0, 1e6));
+  s.memory_scale = static_cast<float>(number_option(o, "memoryScale", 1, 1e-6, 1e6));
   s.compressor = string_option(o, "compressor", s.compressor);
   s.generator = string_option(o, "generator", s.generator);
   s.query_reasoner = string_option(o, "queryReasoner", s.query_reasoner);
@@ -188,7 +189,7 @@ Napi::Value ModelHandle::ClaraGenerate(const Napi::CallbackInfo& info) {
     TokenBatch b = to_token_batch(prompt);
     VocabExtension vocab = memory_vocab(p, m);
     mx::array embeddings = fill_memory_slots(embed_tokens(p, b.ids, &vocab), b.ids, mx::astype(vectors, m.dtype()), spec.mem0_id,
-                                             spec.n_mem, spec.k);
+                                             spec.n_mem, spec.k, spec.memory_scale);
     auto r = std::make_shared<GenerateResult>(generate(m, embeddings, b.key_valid, spec.generator, g, &vocab));
     return Completion([r](Napi::Env env) -> Napi::Value { return generation_to_js(env, *r); });
   });

@@ -152,6 +152,7 @@ export interface NativeClaraSpec {
   mem0Id: number;
   mseWeight?: number;
   tau?: number;
+  memoryScale?: number;
   compressor?: string;
   generator?: string;
   queryReasoner?: string;

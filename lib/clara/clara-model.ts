@@ -30,6 +30,8 @@ export interface ClaraCreateOptions {
   dtype?: ComputeDType;
   /** How the base's projection weights are held (QLoRA: { bits: 4 }); lib/model/quantization.ts. */
   quantize?: QuantizeOption;
+  /** Factor on compressed vectors entering the generator (DEFAULTS.memoryScale; see memoryScaleOf). */
+  memoryScale?: number;
 }
 
 export interface ClaraGenerateOptions {
@@ -49,6 +51,7 @@ export interface NativeSpec {
   mem0Id: number;
   mseWeight: number;
   tau: number;
+  memoryScale: number;
 }
 
 export class ClaraModel {
@@ -57,11 +60,14 @@ export class ClaraModel {
   readonly docMaxLength: number;
   readonly templates: ClaraTemplates;
   readonly lora: LoraOptions;
+  /** Factor on compressed vectors entering the generator; part of the model, like ρ. */
+  readonly memoryScale: number;
   /** Documents whose tokens exceeded docMaxLength and were truncated, since load. */
   truncatedDocuments = 0;
 
-  private constructor(model: Model, compressionRate: number, docMaxLength: number, templates: ClaraTemplates, lora: LoraOptions) {
+  private constructor(model: Model, compressionRate: number, docMaxLength: number, templates: ClaraTemplates, lora: LoraOptions, memoryScale: number) {
     this.model = model;
+    this.memoryScale = memoryScale;
     this.compressionRate = compressionRate;
     this.docMaxLength = docMaxLength;
     this.templates = templates;
@@ -71,10 +77,13 @@ export class ClaraModel {
   /** A fresh CLaRa model on `modelPath`: memory tokens added, compressor and generator adapters new. */
   static async create(modelPath: string, options: ClaraCreateOptions = {}): Promise<ClaraModel> {
     const model = await Model.load(modelPath, { dtype: options.dtype, quantize: options.quantize });
-    const clara = await ClaraModel.attach(model, options.compressionRate ?? DEFAULTS.compressionRate, options.docMaxLength ?? DEFAULTS.docMaxLength, {
-      ...DEFAULTS.lora,
-      ...options.lora,
-    });
+    const clara = await ClaraModel.attach(
+      model,
+      options.compressionRate ?? DEFAULTS.compressionRate,
+      options.docMaxLength ?? DEFAULTS.docMaxLength,
+      { ...DEFAULTS.lora, ...options.lora },
+      options.memoryScale ?? DEFAULTS.memoryScale,
+    );
     const seed = options.seed ?? DEFAULTS.seed;
     await clara.addTokenRows(seed);
     await clara.addAdapter(ADAPTERS.compressor, seed + 1);
@@ -102,11 +111,13 @@ export class ClaraModel {
       );
     }
     const lora = metadata.adapters[0] ?? { ...DEFAULTS.lora };
-    const clara = await ClaraModel.attach(model, metadata.clara.compressionRate, metadata.clara.docMaxLength, {
-      rank: lora.rank,
-      alpha: lora.alpha,
-      dropout: lora.dropout,
-    });
+    const clara = await ClaraModel.attach(
+      model,
+      metadata.clara.compressionRate,
+      metadata.clara.docMaxLength,
+      { rank: lora.rank, alpha: lora.alpha, dropout: lora.dropout },
+      metadata.clara.memoryScale ?? 1,
+    );
     await clara.addTokenRows(0);
     await model.setParameters(entries, metadata.adapters);
     return clara;
@@ -121,20 +132,21 @@ export class ClaraModel {
     model: Model,
     options: { compressionRate: number; docMaxLength: number; lora: LoraOptions; entries: NamedTensor[]; adapters: NativeAdapterInfo[] },
   ): Promise<ClaraModel> {
-    const clara = await ClaraModel.attach(model, options.compressionRate, options.docMaxLength, options.lora);
+    const clara = await ClaraModel.attach(model, options.compressionRate, options.docMaxLength, options.lora, DEFAULTS.memoryScale);
     await clara.addTokenRows(0);
     await model.setParameters(options.entries, options.adapters);
     return clara;
   }
 
-  private static async attach(model: Model, compressionRate: number, docMaxLength: number, lora: LoraOptions): Promise<ClaraModel> {
+  private static async attach(model: Model, compressionRate: number, docMaxLength: number, lora: LoraOptions, memoryScale: number): Promise<ClaraModel> {
+    if (!(Number.isFinite(memoryScale) && memoryScale > 0)) throw invalidArgument("memoryScale", "a number > 0", memoryScale);
     const n = memoryTokenCount({ compressionRate, docMaxLength });
     const tokens = addClaraTokens(model.tokenizer, n, model.config.vocab_size);
     // Mistral bases get the June 2024 v0.2 template (system turns) when theirs refuses one (spec §1.5).
     if (model.config.model_type === "mistral") installMistralTemplate(model.tokenizer);
     // The reference pads with BOS when the tokenizer has no pad token (M:502-503).
     const pad = model.tokenizer.padTokenId ?? model.tokenizer.bosTokenId ?? model.tokenizer.eosTokenId ?? 0;
-    return new ClaraModel(model, compressionRate, docMaxLength, new ClaraTemplates(model.tokenizer, tokens, docMaxLength, pad), lora);
+    return new ClaraModel(model, compressionRate, docMaxLength, new ClaraTemplates(model.tokenizer, tokens, docMaxLength, pad), lora, memoryScale);
   }
 
   get nMem(): number {
@@ -146,7 +158,7 @@ export class ClaraModel {
   }
 
   spec(k: number): NativeSpec {
-    return { nMem: this.nMem, k, mem0Id: this.templates.tokens.mem[0], mseWeight: DEFAULTS.mseWeight, tau: DEFAULTS.tau };
+    return { nMem: this.nMem, k, mem0Id: this.templates.tokens.mem[0], mseWeight: DEFAULTS.mseWeight, tau: DEFAULTS.tau, memoryScale: this.memoryScale };
   }
 
   /** The memory and special tokens' embedding rows, right after the tokenizer's last id (once). */
@@ -286,7 +298,7 @@ export class ClaraModel {
       step: info.step,
       complete: info.complete,
       base: { source: this.model.files.source, fingerprint: this.model.fingerprint(), modelType: this.model.config.model_type, quantization: this.model.quantization },
-      clara: { compressionRate: this.compressionRate, docMaxLength: this.docMaxLength, nMem: this.nMem, templateVersion: TEMPLATE_VERSION },
+      clara: { compressionRate: this.compressionRate, docMaxLength: this.docMaxLength, nMem: this.nMem, templateVersion: TEMPLATE_VERSION, memoryScale: this.memoryScale },
       adapters: await this.model.adapters(),
       config: info.config,
       progress: info.progress,

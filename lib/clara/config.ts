@@ -24,6 +24,11 @@ export const DEFAULTS = {
   docMaxLength: 256,
   lora: { rank: 16, alpha: 32, dropout: 0.1 } as LoraOptions,
   mseWeight: 0.1,
+  /**
+   * Factor on compressed vectors as they enter the generator. 1 is the reference: the
+   * compressor's final-norm states go in as they are, many times larger than any input embedding.
+   */
+  memoryScale: 1,
   tau: 0.02,
   /** Maximum generator sequence length: stages 1–2 and stage 3 (the reference's max_len). */
   maxLength: { stage1: 2048, stage2: 2048, stage3: 1024 },

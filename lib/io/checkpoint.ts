@@ -32,7 +32,8 @@ export interface CheckpointMetadata {
   complete: boolean;
   /** quantization: how the base's projections were held in training (absent: float, as before it was recorded). */
   base: { source: string; fingerprint: string; modelType: string; quantization?: Quantization };
-  clara: { compressionRate: number; docMaxLength: number; nMem: number; templateVersion: number };
+  /** memoryScale: absent in checkpoints written before it existed, which used 1. */
+  clara: { compressionRate: number; docMaxLength: number; nMem: number; templateVersion: number; memoryScale?: number };
   adapters: NativeAdapterInfo[];
   /** The effective training configuration (for matching on resume or skip). */
   config?: Record<string, unknown>;

@@ -118,6 +118,7 @@ export class Stage1Trainer extends StageTrainer<PretrainRecord> {
       maxLength,
       lora: this.clara.lora,
       quantization: this.clara.model.quantization,
+      memoryScale: this.clara.memoryScale,
     };
   }
 }

@@ -365,7 +365,11 @@ export function processedTokens(b: NativeStageBatch): number {
  * Settings that checkpoints written before they existed do not record, with the value those runs
  * used: such a checkpoint resumes when the setting is left at that value.
  */
-const SETTINGS_ADDED_LATER: Record<string, unknown> = { mseWeight: DEFAULTS.mseWeight, quantization: { mode: "float", bits: 0, groupSize: 0 } };
+const SETTINGS_ADDED_LATER: Record<string, unknown> = {
+  mseWeight: DEFAULTS.mseWeight,
+  quantization: { mode: "float", bits: 0, groupSize: 0 },
+  memoryScale: 1,
+};
 
 /** Puts back the weights and history of an unfinished run of the same config; returns its optimizer state. */
 async function restoreWeights(
