@@ -175,23 +175,19 @@ def prompt_plan(ids, loss_mask, mem0, n, k):
     return slots, rows, targets
 
 
-def main(argv):
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case")
-    ap.add_argument("--steps", type=int, default=2)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--compile", type=int, default=1)
-    a = ap.parse_args(argv)
-
-    with open(os.path.join(a.case, "meta.json")) as f:
+def load_case(case_dir):
+    """meta.json, params.npz (as mx arrays) and batch.npz (as numpy arrays) of a case folder."""
+    with open(os.path.join(case_dir, "meta.json")) as f:
         meta = json.load(f)
-    params = dict(mx.load(os.path.join(a.case, "params.npz")))
-    batch = dict(np.load(os.path.join(a.case, "batch.npz")))
+    params = dict(mx.load(os.path.join(case_dir, "params.npz")))
+    batch = dict(np.load(os.path.join(case_dir, "batch.npz")))
+    return meta, params, batch
+
+
+def build(meta, params, batch):
+    """The model with the case's parameters, the step's inputs, and loss_fn(model, *inputs) -> (loss, ce, mse)."""
     stage, n, k = meta["stage"], meta["nMem"], meta["k"]
     names = meta["adapters"]
-
-    mx.random.seed(a.seed)
     lm = load_model(meta["model"])
     lm.set_dtype(mx.float32)
     model = Clara(lm, params, meta)
@@ -224,6 +220,37 @@ def main(argv):
         ce = model.generator_ce(p_ids, p_valid, p_slots, p_rows, p_targets, compressed, names["generator"])
         return ce + meta["mseWeight"] * mse, ce, mse
 
+    return model, inputs, loss_fn
+
+
+def set_trainable(model, meta):
+    """Freezes all but meta's 'trainable' (adapter names, clara.mem_embeddings); returns their parameter count."""
+    model.freeze()
+    for name in meta["trainable"]:
+        if name in model._adapter_names:
+            for linear in model.linears():
+                linear.adapters[name].unfreeze()
+        elif name == "clara.mem_embeddings":
+            model.unfreeze(keys=["mem_embeddings"], recurse=False)
+        else:
+            raise SystemExit(f"meta.json trains '{name}', which this peer does not know")
+    return sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+
+
+def main(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case")
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compile", type=int, default=1)
+    a = ap.parse_args(argv)
+
+    meta, params, batch = load_case(a.case)
+    stage = meta["stage"]
+    mx.random.seed(a.seed)
+    model, inputs, loss_fn = build(meta, params, batch)
+
     # The check: dropout off, the parameters of params.npz, against our claraEvalLoss.
     model.eval()
     check, check_ce, check_mse = loss_fn(model, *inputs)
@@ -237,16 +264,7 @@ def main(argv):
               file=sys.stderr)
         sys.exit(2)
 
-    model.freeze()
-    for name in meta["trainable"]:
-        if name in model._adapter_names:
-            for linear in model.linears():
-                linear.adapters[name].unfreeze()
-        elif name == "clara.mem_embeddings":
-            model.unfreeze(keys=["mem_embeddings"], recurse=False)
-        else:
-            raise SystemExit(f"meta.json trains '{name}', which this peer does not know")
-    trainable = sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+    trainable = set_trainable(model, meta)
     model.train()
 
     adamw = meta["adamw"]
