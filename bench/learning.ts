@@ -48,6 +48,7 @@ import {
 } from "../lib/eval/heldout";
 import { packageRoot } from "../lib/native";
 import { lineChartPng, writePng } from "../lib/report/plot";
+import type { MemoryInput } from "../lib/clara/config";
 import type { TrainEvent } from "../lib/trainers/trainer";
 import { generateExampleData } from "../tools/make-example-data";
 import { machine, writeBenchResult } from "./machine";
@@ -58,6 +59,8 @@ const RECIPE = {
   docMaxLength: 160,
   lora: { rank: 16, alpha: 32, dropout: 0 },
   seed: 42,
+  /** How compressed vectors enter the generator (lib/clara/config.ts DEFAULTS.memoryInput). */
+  memoryInput: "raw" as MemoryInput,
   /** Generated fictional-entity documents added to example/pretrain.jsonl (0: none). */
   extraDocs: 2500,
   /**
@@ -156,6 +159,8 @@ async function main() {
   let state: State = { recipe };
   if (values.resume && fs.existsSync(stateFile)) {
     state = JSON.parse(fs.readFileSync(stateFile, "utf8"));
+    // Settings added to the recipe since the run started count at their defaults.
+    state.recipe = deepMerge(RECIPE, state.recipe);
     if (JSON.stringify(state.recipe) !== JSON.stringify(recipe)) throw new Error(`${stateFile} was run with another recipe; rerun without --resume`);
   }
   const save = async () => {
@@ -185,6 +190,7 @@ async function main() {
       docMaxLength: recipe.docMaxLength,
       lora: recipe.lora,
       seed: recipe.seed,
+      memoryInput: recipe.memoryInput,
       out: s1,
       batchSize: o.batchSize,
       microBatchSize: o.microBatchSize,

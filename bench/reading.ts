@@ -5,9 +5,9 @@
 // supervised) and as its QA record. Every N updates it measures the answer and reconstruction CE on
 // those same documents with their own compressed document in the slot and with another's. A
 // generator that reads has own < other; one that ignores the slots has them equal, however low
-// the loss. Arms differ in one setting (e.g. memoryScale) and run one after another, same seed.
+// the loss. Arms differ in one setting (e.g. memoryInput) and run one after another, same seed.
 //
-//   node dist/bench/reading.js [--docs 8] [--steps 40] [--every 10] [--arm '{"memoryScale":1}' ...] [--name reading]
+//   node dist/bench/reading.js [--docs 8] [--steps 40] [--every 10] [--arm '{"memoryInput":"standardised"}' ...] [--name reading]
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -28,7 +28,7 @@ const BASE = {
   microBatchSize: 2,
   warmupRatio: 0.03,
   mseWeight: 0,
-  memoryScale: 1,
+  memoryInput: "raw" as "raw" | "standardised",
 };
 type Arm = typeof BASE;
 
@@ -78,7 +78,7 @@ async function main() {
       docMaxLength: arm.docMaxLength,
       lora: arm.lora,
       seed: arm.seed,
-      memoryScale: arm.memoryScale,
+      memoryInput: arm.memoryInput,
       out,
       batchSize: arm.batchSize,
       microBatchSize: arm.microBatchSize,

@@ -2,6 +2,7 @@
 // generation from compressed documents. Conversions only; the method lives in native/clara/.
 #include "clara/compressor.h"
 #include "clara/generator.h"
+#include "clara/memory_input.h"
 #include "clara/memory_tokens.h"
 #include "clara/stages.h"
 #include "convert.h"
@@ -25,7 +26,6 @@ ClaraSpec to_clara_spec(Napi::Env env, Napi::Value v) {
   s.mem0_id = int_option(o, "mem0Id", 0, 0, 1 << 30);
   s.mse_weight = static_cast<float>(number_option(o, "mseWeight", 0.1, 0, 1e6));
   s.tau = static_cast<float>(number_option(o, "tau", 0.02, 0, 1e6));
-  s.memory_scale = static_cast<float>(number_option(o, "memoryScale", 1, 1e-6, 1e6));
   s.compressor = string_option(o, "compressor", s.compressor);
   s.generator = string_option(o, "generator", s.generator);
   s.query_reasoner = string_option(o, "queryReasoner", s.query_reasoner);
@@ -100,6 +100,20 @@ Napi::Value ModelHandle::ClaraInit(const Napi::CallbackInfo& info) {
       throw Error("E_CHECKPOINT_MISMATCH", "[clara] the model has " + std::to_string(it->second.shape(0)) +
                                                " memory tokens, not " + std::to_string(n_mem));
     }
+    return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
+// claraCalibrateMemoryInput({vectors: Tensor [N, n, H]}): sets the map from compressed vectors
+// to the input embeddings' statistics (native/clara/memory_input.h).
+Napi::Value ModelHandle::ClaraCalibrateMemoryInput(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = object_arg(env, info[0], "options");
+  HostTensor vectors = to_host_tensor(env, o.Get("vectors"), "vectors");
+  return thread(env).submit(env, [s = state_, vectors] {
+    Model& m = s->get();
+    if (m.vocab_extension_start() <= 0) throw Error("E_INVALID_ARGUMENT", "[clara] the model has no CLaRa tokens (claraInit first)");
+    calibrate_memory_input(m, to_array(vectors), m.vocab_extension_start());
     return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   });
 }
@@ -188,8 +202,8 @@ Napi::Value ModelHandle::ClaraGenerate(const Napi::CallbackInfo& info) {
                                    : compress(m, p, to_encoder_batch(*docs), spec.n_mem, m.active(spec.compressor, false)).vectors;
     TokenBatch b = to_token_batch(prompt);
     VocabExtension vocab = memory_vocab(p, m);
-    mx::array embeddings = fill_memory_slots(embed_tokens(p, b.ids, &vocab), b.ids, mx::astype(vectors, m.dtype()), spec.mem0_id,
-                                             spec.n_mem, spec.k, spec.memory_scale);
+    mx::array embeddings = fill_memory_slots(embed_tokens(p, b.ids, &vocab), b.ids, memory_input(p, mx::astype(vectors, m.dtype())),
+                                             spec.mem0_id, spec.n_mem, spec.k);
     auto r = std::make_shared<GenerateResult>(generate(m, embeddings, b.key_valid, spec.generator, g, &vocab));
     return Completion([r](Napi::Env env) -> Napi::Value { return generation_to_js(env, *r); });
   });

@@ -34,6 +34,7 @@ Napi::Function ModelHandle::Define(Napi::Env env) {
                                        InstanceMethod("setOptimizerState", &ModelHandle::SetOptimizerState),
                                        InstanceMethod("dispose", &ModelHandle::Dispose),
                                        InstanceMethod("claraInit", &ModelHandle::ClaraInit),
+                                       InstanceMethod("claraCalibrateMemoryInput", &ModelHandle::ClaraCalibrateMemoryInput),
                                        InstanceMethod("claraCompress", &ModelHandle::ClaraCompress),
                                        InstanceMethod("claraTrainStep", &ModelHandle::ClaraTrainStep),
                                        InstanceMethod("claraEvalLoss", &ModelHandle::ClaraEvalLoss),

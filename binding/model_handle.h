@@ -41,6 +41,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   // CLaRa (model_clara.cpp)
   Napi::Value ClaraInit(const Napi::CallbackInfo& info);
+  Napi::Value ClaraCalibrateMemoryInput(const Napi::CallbackInfo& info);
   Napi::Value ClaraCompress(const Napi::CallbackInfo& info);
   Napi::Value ClaraTrainStep(const Napi::CallbackInfo& info);
   Napi::Value ClaraEvalLoss(const Napi::CallbackInfo& info);

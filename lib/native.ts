@@ -115,6 +115,7 @@ export interface NativeModel {
 
   // CLaRa (binding/model_clara.cpp)
   claraInit(options: { nMem: number; seed?: number; firstId: number }): Promise<void>;
+  claraCalibrateMemoryInput(options: { vectors: Tensor }): Promise<void>;
   claraCompress(options: { docs: NativeBatch; spec: NativeClaraSpec; adapter?: string }): Promise<{ vectors: Tensor; mse: number }>;
   claraTrainStep(options: {
     stage: "stage12" | "stage3";
@@ -152,7 +153,6 @@ export interface NativeClaraSpec {
   mem0Id: number;
   mseWeight?: number;
   tau?: number;
-  memoryScale?: number;
   compressor?: string;
   generator?: string;
   queryReasoner?: string;

@@ -15,7 +15,7 @@ import { Model, type ComputeDType } from "../model/model";
 import { quantizeOptionOf, type QuantizeOption } from "../model/quantization";
 import type { NamedTensor, NativeAdapterInfo, NativeBatch, NativeModel, NativeOptimizerState } from "../native";
 import { tensor, type Tensor } from "../tensor";
-import { DEFAULTS, memoryTokenCount, TEMPLATE_VERSION, type LoraOptions } from "./config";
+import { DEFAULTS, memoryTokenCount, TEMPLATE_VERSION, type LoraOptions, type MemoryInput } from "./config";
 import { installMistralTemplate } from "./mistral-template";
 import { ClaraTemplates } from "./templates";
 import { addClaraTokens } from "./tokens";
@@ -30,8 +30,6 @@ export interface ClaraCreateOptions {
   dtype?: ComputeDType;
   /** How the base's projection weights are held (QLoRA: { bits: 4 }); lib/model/quantization.ts. */
   quantize?: QuantizeOption;
-  /** Factor on compressed vectors entering the generator (DEFAULTS.memoryScale; see memoryScaleOf). */
-  memoryScale?: number;
 }
 
 export interface ClaraGenerateOptions {
@@ -51,7 +49,6 @@ export interface NativeSpec {
   mem0Id: number;
   mseWeight: number;
   tau: number;
-  memoryScale: number;
 }
 
 export class ClaraModel {
@@ -60,14 +57,13 @@ export class ClaraModel {
   readonly docMaxLength: number;
   readonly templates: ClaraTemplates;
   readonly lora: LoraOptions;
-  /** Factor on compressed vectors entering the generator; part of the model, like ρ. */
-  readonly memoryScale: number;
+  /** How compressed vectors enter the generator (DEFAULTS.memoryInput); set by calibrateMemoryInput or a checkpoint. */
+  memoryInput: MemoryInput = "raw";
   /** Documents whose tokens exceeded docMaxLength and were truncated, since load. */
   truncatedDocuments = 0;
 
-  private constructor(model: Model, compressionRate: number, docMaxLength: number, templates: ClaraTemplates, lora: LoraOptions, memoryScale: number) {
+  private constructor(model: Model, compressionRate: number, docMaxLength: number, templates: ClaraTemplates, lora: LoraOptions) {
     this.model = model;
-    this.memoryScale = memoryScale;
     this.compressionRate = compressionRate;
     this.docMaxLength = docMaxLength;
     this.templates = templates;
@@ -77,13 +73,10 @@ export class ClaraModel {
   /** A fresh CLaRa model on `modelPath`: memory tokens added, compressor and generator adapters new. */
   static async create(modelPath: string, options: ClaraCreateOptions = {}): Promise<ClaraModel> {
     const model = await Model.load(modelPath, { dtype: options.dtype, quantize: options.quantize });
-    const clara = await ClaraModel.attach(
-      model,
-      options.compressionRate ?? DEFAULTS.compressionRate,
-      options.docMaxLength ?? DEFAULTS.docMaxLength,
-      { ...DEFAULTS.lora, ...options.lora },
-      options.memoryScale ?? DEFAULTS.memoryScale,
-    );
+    const clara = await ClaraModel.attach(model, options.compressionRate ?? DEFAULTS.compressionRate, options.docMaxLength ?? DEFAULTS.docMaxLength, {
+      ...DEFAULTS.lora,
+      ...options.lora,
+    });
     const seed = options.seed ?? DEFAULTS.seed;
     await clara.addTokenRows(seed);
     await clara.addAdapter(ADAPTERS.compressor, seed + 1);
@@ -111,15 +104,14 @@ export class ClaraModel {
       );
     }
     const lora = metadata.adapters[0] ?? { ...DEFAULTS.lora };
-    const clara = await ClaraModel.attach(
-      model,
-      metadata.clara.compressionRate,
-      metadata.clara.docMaxLength,
-      { rank: lora.rank, alpha: lora.alpha, dropout: lora.dropout },
-      metadata.clara.memoryScale ?? 1,
-    );
+    const clara = await ClaraModel.attach(model, metadata.clara.compressionRate, metadata.clara.docMaxLength, {
+      rank: lora.rank,
+      alpha: lora.alpha,
+      dropout: lora.dropout,
+    });
     await clara.addTokenRows(0);
     await model.setParameters(entries, metadata.adapters);
+    clara.memoryInput = metadata.clara.memoryInput ?? "raw";
     return clara;
   }
 
@@ -132,21 +124,20 @@ export class ClaraModel {
     model: Model,
     options: { compressionRate: number; docMaxLength: number; lora: LoraOptions; entries: NamedTensor[]; adapters: NativeAdapterInfo[] },
   ): Promise<ClaraModel> {
-    const clara = await ClaraModel.attach(model, options.compressionRate, options.docMaxLength, options.lora, DEFAULTS.memoryScale);
+    const clara = await ClaraModel.attach(model, options.compressionRate, options.docMaxLength, options.lora);
     await clara.addTokenRows(0);
     await model.setParameters(options.entries, options.adapters);
     return clara;
   }
 
-  private static async attach(model: Model, compressionRate: number, docMaxLength: number, lora: LoraOptions, memoryScale: number): Promise<ClaraModel> {
-    if (!(Number.isFinite(memoryScale) && memoryScale > 0)) throw invalidArgument("memoryScale", "a number > 0", memoryScale);
+  private static async attach(model: Model, compressionRate: number, docMaxLength: number, lora: LoraOptions): Promise<ClaraModel> {
     const n = memoryTokenCount({ compressionRate, docMaxLength });
     const tokens = addClaraTokens(model.tokenizer, n, model.config.vocab_size);
     // Mistral bases get the June 2024 v0.2 template (system turns) when theirs refuses one (spec §1.5).
     if (model.config.model_type === "mistral") installMistralTemplate(model.tokenizer);
     // The reference pads with BOS when the tokenizer has no pad token (M:502-503).
     const pad = model.tokenizer.padTokenId ?? model.tokenizer.bosTokenId ?? model.tokenizer.eosTokenId ?? 0;
-    return new ClaraModel(model, compressionRate, docMaxLength, new ClaraTemplates(model.tokenizer, tokens, docMaxLength, pad), lora, memoryScale);
+    return new ClaraModel(model, compressionRate, docMaxLength, new ClaraTemplates(model.tokenizer, tokens, docMaxLength, pad), lora);
   }
 
   get nMem(): number {
@@ -158,7 +149,7 @@ export class ClaraModel {
   }
 
   spec(k: number): NativeSpec {
-    return { nMem: this.nMem, k, mem0Id: this.templates.tokens.mem[0], mseWeight: DEFAULTS.mseWeight, tau: DEFAULTS.tau, memoryScale: this.memoryScale };
+    return { nMem: this.nMem, k, mem0Id: this.templates.tokens.mem[0], mseWeight: DEFAULTS.mseWeight, tau: DEFAULTS.tau };
   }
 
   /** The memory and special tokens' embedding rows, right after the tokenizer's last id (once). */
@@ -172,6 +163,17 @@ export class ClaraModel {
 
   async hasAdapter(name: string): Promise<boolean> {
     return (await this.model.adapters()).some((a) => a.name === name);
+  }
+
+  /**
+   * Makes compressed vectors enter the generator standardised to the input embeddings'
+   * per-dimension mean and deviation, measured on `docs` as the compressor now compresses them.
+   * The map is two saved, untrained parameters (native/clara/memory_input.h).
+   */
+  async calibrateMemoryInput(docs: string[]): Promise<void> {
+    if (docs.length === 0) throw invalidArgument("docs", "at least one document", docs);
+    await this.handle.claraCalibrateMemoryInput({ vectors: await this.compressDocuments(docs) });
+    this.memoryInput = "standardised";
   }
 
   /** Encoder inputs for documents (or questions, for the query reasoner) as one batch. */
@@ -298,7 +300,7 @@ export class ClaraModel {
       step: info.step,
       complete: info.complete,
       base: { source: this.model.files.source, fingerprint: this.model.fingerprint(), modelType: this.model.config.model_type, quantization: this.model.quantization },
-      clara: { compressionRate: this.compressionRate, docMaxLength: this.docMaxLength, nMem: this.nMem, templateVersion: TEMPLATE_VERSION, memoryScale: this.memoryScale },
+      clara: { compressionRate: this.compressionRate, docMaxLength: this.docMaxLength, nMem: this.nMem, templateVersion: TEMPLATE_VERSION, memoryInput: this.memoryInput },
       adapters: await this.model.adapters(),
       config: info.config,
       progress: info.progress,

@@ -13,6 +13,8 @@ export interface ClaraShape {
   docMaxLength: number;
 }
 
+export type MemoryInput = "raw" | "standardised";
+
 export interface LoraOptions {
   rank: number;
   alpha: number;
@@ -25,10 +27,13 @@ export const DEFAULTS = {
   lora: { rank: 16, alpha: 32, dropout: 0.1 } as LoraOptions,
   mseWeight: 0.1,
   /**
-   * Factor on compressed vectors as they enter the generator. 1 is the reference: the
-   * compressor's final-norm states go in as they are, many times larger than any input embedding.
+   * How compressed vectors enter the generator: "raw" as the reference (the compressor's
+   * final-norm states), or "standardised" to the input embeddings' per-dimension statistics
+   * (native/clara/memory_input.h; docs/training-recipe.md).
    */
-  memoryScale: 1,
+  memoryInput: "raw" as MemoryInput,
+  /** Documents whose compressed vectors calibrate the "standardised" map. */
+  memoryInputCalibrationDocs: 64,
   tau: 0.02,
   /** Maximum generator sequence length: stages 1–2 and stage 3 (the reference's max_len). */
   maxLength: { stage1: 2048, stage2: 2048, stage3: 1024 },

@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { ClaraError } from "../errors";
 import type { NamedTensor, NativeAdapterInfo, NativeOptimizerState } from "../native";
 import type { Quantization } from "../model/quantization";
+import type { MemoryInput } from "../clara/config";
 import { writeFileAtomic, removeStaleTemps } from "./atomic";
 import { decodeNpz, encodeNpz, readNpz, writeNpz } from "./npz";
 import { tensor, type Tensor } from "../tensor";
@@ -32,8 +33,8 @@ export interface CheckpointMetadata {
   complete: boolean;
   /** quantization: how the base's projections were held in training (absent: float, as before it was recorded). */
   base: { source: string; fingerprint: string; modelType: string; quantization?: Quantization };
-  /** memoryScale: absent in checkpoints written before it existed, which used 1. */
-  clara: { compressionRate: number; docMaxLength: number; nMem: number; templateVersion: number; memoryScale?: number };
+  /** memoryInput: absent in checkpoints written before it existed ("raw"); its map is among the tensors. */
+  clara: { compressionRate: number; docMaxLength: number; nMem: number; templateVersion: number; memoryInput?: MemoryInput };
   adapters: NativeAdapterInfo[];
   /** The effective training configuration (for matching on resume or skip). */
   config?: Record<string, unknown>;

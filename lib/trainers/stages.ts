@@ -1,13 +1,13 @@
 // The three CLaRa stages as typed trainers (spec §2.1–2.3). Each turns its records into
 // native micro-batches and names what it trains; the loop itself is runStage's.
 
-import { ClaraError } from "../errors";
+import { ClaraError, invalidArgument } from "../errors";
 import { leftPad } from "../data/batches";
 import { subSeed } from "../data/random";
 import type { EndToEndRecord, InstructionRecord, PretrainRecord } from "../data/records";
 import type { NativeStageBatch } from "../native";
 import { ADAPTERS, ClaraModel, type ClaraCreateOptions } from "../clara/clara-model";
-import { DEFAULTS } from "../clara/config";
+import { DEFAULTS, type MemoryInput } from "../clara/config";
 import type { EncodedExample } from "../clara/templates";
 import { resolved, runStage, splitRecords, stageSpec, summedLosses, type StagePlan, type TrainOptions, type TrainSummary } from "./trainer";
 
@@ -79,8 +79,24 @@ abstract class StageTrainer<R> {
 
 /** Stage 1, salient compressor pretraining: one document per record, QA or paraphrase target. */
 export class Stage1Trainer extends StageTrainer<PretrainRecord> {
-  static async create(modelPath: string, records: PretrainRecord[], options: StageOptions & ClaraCreateOptions): Promise<Stage1Trainer> {
-    return new Stage1Trainer(await ClaraModel.create(modelPath, options), records, options);
+  static async create(
+    modelPath: string,
+    records: PretrainRecord[],
+    options: StageOptions & ClaraCreateOptions & { memoryInput?: MemoryInput },
+  ): Promise<Stage1Trainer> {
+    const clara = await ClaraModel.create(modelPath, options);
+    const memoryInput = options.memoryInput ?? DEFAULTS.memoryInput;
+    if (memoryInput !== "raw" && memoryInput !== "standardised") {
+      await clara.dispose();
+      throw invalidArgument("memoryInput", '"raw" or "standardised"', memoryInput);
+    }
+    // Calibrated on the untrained compressor's view of the training documents; a resumed run
+    // puts its own saved map back over this one.
+    if (memoryInput === "standardised") {
+      const docs = [...new Set(records.map((r) => r.doc))].slice(0, DEFAULTS.memoryInputCalibrationDocs);
+      await clara.calibrateMemoryInput(docs);
+    }
+    return new Stage1Trainer(clara, records, options);
   }
 
   protected async plan(): Promise<StagePlan<PretrainRecord>> {
@@ -118,7 +134,7 @@ export class Stage1Trainer extends StageTrainer<PretrainRecord> {
       maxLength,
       lora: this.clara.lora,
       quantization: this.clara.model.quantization,
-      memoryScale: this.clara.memoryScale,
+      memoryInput: this.clara.memoryInput,
     };
   }
 }

@@ -368,7 +368,7 @@ export function processedTokens(b: NativeStageBatch): number {
 const SETTINGS_ADDED_LATER: Record<string, unknown> = {
   mseWeight: DEFAULTS.mseWeight,
   quantization: { mode: "float", bits: 0, groupSize: 0 },
-  memoryScale: 1,
+  memoryInput: "raw",
 };
 
 /** Puts back the weights and history of an unfinished run of the same config; returns its optimizer state. */

@@ -7,7 +7,7 @@
 namespace clara {
 
 mx::array fill_memory_slots(const mx::array& token_embeddings, mx::array ids, const mx::array& compressed, int mem0_id,
-                            int n_mem, int k, float scale) {
+                            int n_mem, int k) {
   int B = ids.shape(0), L = ids.shape(1), H = token_embeddings.shape(2);
   if (compressed.shape(0) != B * k || compressed.shape(1) != n_mem) {
     invalid_argument("fill_memory_slots", "compressed must be [B·k, n, H] for " + std::to_string(B) + " prompts of k = " +
@@ -37,7 +37,6 @@ mx::array fill_memory_slots(const mx::array& token_embeddings, mx::array ids, co
   }
   mx::array src(source.data(), {B, L}, mx::int32);
   mx::array flat = mx::reshape(compressed, {B * k * n_mem, H});
-  if (scale != 1.0f) flat = mx::multiply(flat, mx::array(scale, flat.dtype()));
   mx::array gathered = mx::take(flat, mx::maximum(src, mx::array(0)), 0);  // [B, L, H]
   return mx::where(mx::expand_dims(mx::greater_equal(src, mx::array(0)), -1), mx::astype(gathered, token_embeddings.dtype()),
                    token_embeddings);

@@ -9,9 +9,8 @@
 namespace clara {
 
 // token_embeddings [B, L, H], ids [B, L] (evaluated), compressed [B·k, n, H] -> [B, L, H].
-// Gradients flow into `compressed` (and so into the compressor in stages 1–2). `scale`
-// multiplies the vectors on their way in (ClaraSpec::memory_scale; 1 is the reference).
+// Gradients flow into `compressed` (and so into the compressor in stages 1–2).
 mx::array fill_memory_slots(const mx::array& token_embeddings, mx::array ids, const mx::array& compressed, int mem0_id,
-                            int n_mem, int k, float scale);
+                            int n_mem, int k);
 
 }  // namespace clara

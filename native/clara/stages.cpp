@@ -1,6 +1,7 @@
 #include "clara/stages.h"
 
 #include "clara/generator.h"
+#include "clara/memory_input.h"
 #include "clara/memory_tokens.h"
 #include "clara/retrieval.h"
 #include "common/error.h"
@@ -21,8 +22,8 @@ MaskedLoss generator_loss(const Model& model, const ParamView& p, const TokenBat
                           const ClaraSpec& spec, int k, const ActiveAdapter& adapter) {
   const ModelConfig& c = model.config();
   VocabExtension vocab = memory_vocab(p, model);
-  mx::array embeddings = fill_memory_slots(embed_tokens(p, prompt.ids, &vocab), prompt.ids, compressed, spec.mem0_id, spec.n_mem, k,
-                                           spec.memory_scale);
+  mx::array embeddings = fill_memory_slots(embed_tokens(p, prompt.ids, &vocab), prompt.ids, memory_input(p, compressed), spec.mem0_id,
+                                           spec.n_mem, k);
   mx::array hidden = decoder_hidden(p, c, embeddings, prompt.key_valid, adapter);
   return next_token_loss(p, c, hidden, prompt, &vocab);
 }

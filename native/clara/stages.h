@@ -20,9 +20,6 @@ struct ClaraSpec {
   int mem0_id = 0;         // token id of <MEM0>
   float mse_weight = 0.1f; // λ (spec §2.0)
   float tau = 0.02f;       // stage-3 temperature (M:1452)
-  // Factor on compressed vectors entering the generator. The reference feeds the final-norm
-  // states as they are (1); a smaller factor brings them to the input embeddings' scale.
-  float memory_scale = 1.0f;
   // Adapter names (spec §1.3).
   std::string compressor = "compressor";
   std::string generator = "generator";

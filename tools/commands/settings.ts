@@ -39,6 +39,7 @@ export const SETTINGS: Record<string, SettingSpec> = {
   candidates: { group: "CLaRa:", kind: "int", describe: "keep N candidates per question (the positives and the first others)", help: { "make-data": "candidate documents per stage-3 record (default 20)" }, commands: ["stage3", "make-data"] },
   tau: { group: "CLaRa:", kind: "number", describe: "stage 3: temperature of the differentiable top-k", commands: ["stage3"] },
   mseWeight: { group: "CLaRa:", kind: "number", describe: "stages 1-2: weight of the memory/document mean-state MSE (the reference's 0.1)", commands: ["stage1", "stage2"] },
+  memoryInput: { group: "CLaRa:", kind: ["raw", "standardised"], describe: "stage 1: compressed vectors enter the generator as they are (raw, the reference) or standardised to the input embeddings' statistics; later stages keep the checkpoint's", commands: ["stage1"] },
   maxLength: { group: "CLaRa:", kind: "int", describe: "generator sequence limit in tokens", commands: TRAIN },
   quantize: { group: "CLaRa:", kind: ["4", "8", "source", "float"], describe: "stage 1: base precision — 4 or 8 bits (QLoRA), the file's own (source), or float; later stages keep the checkpoint's", commands: ["stage1"] },
   groupSize: { group: "CLaRa:", kind: "int", describe: "with --quantize 4|8: affine group size 32, 64 (default) or 128", commands: ["stage1"] },

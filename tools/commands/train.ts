@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ClaraError } from "../../lib/errors";
-import { DEFAULTS, memoryTokenCount } from "../../lib/clara/config";
+import { DEFAULTS, memoryTokenCount, type MemoryInput } from "../../lib/clara/config";
 import {
   readEndToEndRecords,
   readInstructionRecords,
@@ -476,6 +476,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
       docMaxLength: e.docMaxLength as number,
       lora: { rank: e.loraRank as number, alpha: e.loraAlpha as number, dropout: e.loraDropout as number },
       quantize: parseQuantizeFlag(e.quantize as string | undefined, e.groupSize as number | undefined),
+      memoryInput: e.memoryInput as MemoryInput | undefined,
     });
   } else if (stage === "stage2") {
     trainer = await Stage2Trainer.fromCheckpoint(e.from as string, train as InstructionRecord[], {
