@@ -1,11 +1,14 @@
-// What MLX runs on, and a few tensor operations through it: the public face of the addon's
-// runtime calls.
+// @clara/mlx/runtime: what MLX runs on, and a few tensor operations through it: the public face
+// of the addon's runtime calls.
 
 import { invalidArgument } from "./errors";
 import { native, type MatmulTiming, type MemoryInfo, type RuntimeInfo } from "./native";
 import { validateTensor, type DType, type Tensor } from "./tensor";
 
 export type { MatmulTiming, MemoryInfo, RuntimeInfo };
+export { tensor, type DType, type Tensor } from "./tensor";
+/** The folder the package is installed in (where build/, models/ and results/ are looked for). */
+export { packageRoot } from "./native";
 
 /** The MLX release the addon was built against, e.g. "0.32.4". */
 export function mlxVersion(): string {
