@@ -10,6 +10,7 @@ import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/der
 import { SYSTEM_PROMPTS } from "../lib/clara/templates";
 import { memoryTokenCount } from "../lib/clara/config";
 import { optimizerFile } from "../lib/io/checkpoint";
+import { nativeModel } from "../lib/model/model";
 import { tensor, type Tensor } from "../lib/tensor";
 import { MLX_LM_MODULES, makeTinyModel, oracleTest, pythonEval, removeDir, runPython, tempDir } from "./helpers/oracle";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
@@ -101,8 +102,8 @@ describe("templates and tokens", () => {
       ids: tensor("int32", [3, width], Int32Array.from(rows.flatMap((r) => r.ids))),
       keyValid: tensor("uint8", [3, width], Uint8Array.from(rows.flatMap((r) => r.valid))),
     };
-    const a = await clara.handle.claraCompress({ docs: trimmed, spec: clara.spec(1) });
-    const b = await clara.handle.claraCompress({ docs: fullBatch, spec: clara.spec(1) });
+    const a = await nativeModel(clara.model).claraCompress({ docs: trimmed, spec: clara.spec(1) });
+    const b = await nativeModel(clara.model).claraCompress({ docs: fullBatch, spec: clara.spec(1) });
     expect(maxRelativeDifference(a.vectors.data as Float32Array, b.vectors.data as Float32Array)).toBeLessThanOrEqual(1e-5);
     expect(a.mse).toBeCloseTo(b.mse, 5);
   });

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { ClaraError, loadModel } from "../lib";
+import { nativeModel } from "../lib/model/model";
 import { tensor } from "../lib/tensor";
 import { makeTinyClaraBase, REPO } from "./helpers/tiny-clara";
 
@@ -31,7 +32,7 @@ it("E_NO_TRAINER, E_OPTIMIZER_STATE, E_PARAMETER_SHAPE, E_DISPOSED: the native l
   expect(await code(model.optimizerState())).toBe("E_NO_TRAINER");
   await model.createTrainer({ trainable: ["a"], lr: 1e-3 });
   const state = await model.optimizerState();
-  expect(await code(model.handle.setOptimizerState({ ...state, m: state.m.slice(1), v: state.v.slice(1) }))).toBe("E_OPTIMIZER_STATE");
+  expect(await code(nativeModel(model).setOptimizerState({ ...state, m: state.m.slice(1), v: state.v.slice(1) }))).toBe("E_OPTIMIZER_STATE");
   const [name, t] = (await model.parameters())[0];
   expect(await code(model.setParameters([[name, tensor("float32", [t.shape[0] + 1, t.shape[1]], new Float32Array((t.shape[0] + 1) * t.shape[1]))]]))).toBe("E_PARAMETER_SHAPE");
   await model.dispose();

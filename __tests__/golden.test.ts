@@ -26,6 +26,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { batchEntries } from "../bench/clara-case";
 import { readNpz } from "../lib/io/npz";
+import { nativeModel } from "../lib/model/model";
 import type { NamedTensor } from "../lib/native";
 import type { Tensor } from "../lib/tensor";
 import { resolved, stageSpec, type TrainEvent } from "../lib/trainers/trainer";
@@ -154,7 +155,7 @@ describe.each(STAGES)("stage %i against the Python MLX peer", (stage) => {
 
       // Our evaluation path (no optimizer) gives the loss of the first update.
       const o = resolved(trainOptions(stage, out), plan.defaults);
-      const evalLoss = await clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch, spec: stageSpec(clara, plan, o.mseWeight) });
+      const evalLoss = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec: stageSpec(clara, plan, o.mseWeight) });
       const first = g.updates[0];
       const errors: Record<string, number> = {
         evalLoss: rel(evalLoss.loss, first.loss),

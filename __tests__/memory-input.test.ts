@@ -9,6 +9,7 @@ import { ClaraModel, Stage1Trainer } from "../lib";
 import type { Tensor } from "../lib/tensor";
 import { tensor } from "../lib/tensor";
 import { leftPad } from "../lib/data/batches";
+import { nativeModel } from "../lib/model/model";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
 
 let base: string;
@@ -112,7 +113,7 @@ describe("standardised memory input", () => {
       // Token ids, no stop tokens: a tiny random model's text is often empty.
       const tokens = async (m: ClaraModel) =>
         (
-          await m.handle.claraGenerate({
+          await nativeModel(m.model).claraGenerate({
             prompt: leftPad([m.templates.answerPrompt("Who is it about?", 1)], m.templates.padId),
             compressed: one,
             spec: m.spec(1),

@@ -19,6 +19,7 @@ import {
 import { SYSTEM_PROMPTS } from "../lib/clara/templates";
 import { leftPad } from "../lib/data/batches";
 import { Random } from "../lib/data/random";
+import { nativeModel } from "../lib/model/model";
 import { readCheckpoint } from "../lib/io/checkpoint";
 import { PthArchive, PthTensor, readPthStateDict, unpickle } from "../lib/io/pth";
 import type { NamedTensor } from "../lib/native";
@@ -598,7 +599,7 @@ describe("Apple's reference checkpoint layout on a tiny CLaRa", () => {
     const candidates = [compressed, compressed];
     const retrieved = await clara.retrieve(questions, candidates, 2);
     const prompts = questions.map((q) => clara.templates.answerPrompt(q, 1));
-    const g = await clara.handle.claraGenerate({
+    const g = await nativeModel(clara.model).claraGenerate({
       prompt: leftPad(prompts, clara.templates.padId),
       compressed: { ...compressed, shape: [2, n, compressed.shape[2]], data: compressed.data.slice(0, 2 * n * compressed.shape[2]) } as Tensor,
       spec: clara.spec(1),

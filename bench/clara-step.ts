@@ -22,6 +22,7 @@ import { ADAPTERS, ClaraModel } from "../lib/clara/clara-model";
 import { DEFAULTS } from "../lib/clara/config";
 import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/derive";
 import { Random } from "../lib/data/random";
+import { nativeModel } from "../lib/model/model";
 import { readPretrainRecords, type PretrainRecord } from "../lib/data/records";
 import type { NamedTensor, NativeStageBatch } from "../lib/native";
 import { packageRoot } from "../lib/native";
@@ -165,7 +166,7 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
   await perturbLoraB(clara);
   const { plan, batch } = await stagePlan(stage, clara, pretrain);
   const spec = { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau };
-  const expected = await clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch, spec });
+  const expected = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec });
   const lr = plan.defaults.lr;
   const adamw = DEFAULTS.adamw;
   const dir = path.join(root, `stage${stage}-rho${rate}`);
@@ -214,7 +215,7 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
   await memoryInfo(true);
   for (let i = 0; i < WARMUP + STEPS; i++) {
     const t0 = performance.now();
-    const r = await clara.handle.claraTrainStep({ stage: plan.nativeStage, microBatches: [batch], spec, seed: SEED });
+    const r = await nativeModel(clara.model).claraTrainStep({ stage: plan.nativeStage, microBatches: [batch], spec, seed: SEED });
     if (!Number.isFinite(r.loss)) throw new Error(`stage ${stage} ρ=${rate}: non-finite loss ${r.loss}`);
     if (i >= WARMUP) seconds.push((performance.now() - t0) / 1000);
     loss = r.loss;
@@ -284,7 +285,7 @@ async function timeLanes(clara: ClaraModel, plan: StagePlan<unknown>, spec: Retu
     const seconds: number[] = [];
     for (let i = 0; i < WARMUP + STEPS; i++) {
       const t0 = performance.now();
-      await clara.handle.claraTrainStep({ stage: plan.nativeStage, microBatches, spec, seed: SEED });
+      await nativeModel(clara.model).claraTrainStep({ stage: plan.nativeStage, microBatches, spec, seed: SEED });
       if (i >= WARMUP) seconds.push((performance.now() - t0) / 1000);
     }
     out[key] = +median(seconds).toFixed(3);

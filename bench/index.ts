@@ -12,6 +12,7 @@ import { SYSTEM_PROMPTS } from "../lib/clara/templates";
 import { ClaraIndex } from "../lib/retrieval/clara-index";
 import { packageRoot } from "../lib/native";
 import { Random } from "../lib/data/random";
+import { nativeModel } from "../lib/model/model";
 import { tensor } from "../lib/tensor";
 import { writeTinyModel } from "../tools/tiny-model";
 import { machine, writeBenchResult } from "./machine";
@@ -47,14 +48,14 @@ async function main() {
   const D = clara.nMem * clara.model.config.hidden_size;
   const rng = new Random(3);
   const big = new Float32Array(SEARCH_DOCS * D).map(() => rng.float() - 0.5);
-  await clara.handle.indexAdd("bench-10k", tensor("float32", [SEARCH_DOCS, D], big));
+  await nativeModel(clara.model).indexAdd("bench-10k", tensor("float32", [SEARCH_DOCS, D], big));
   const queries = tensor("float32", [QUESTIONS, D], new Float32Array(QUESTIONS * D).map(() => rng.float() - 0.5));
-  await clara.handle.indexSearch("bench-10k", queries, K); // warm-up
+  await nativeModel(clara.model).indexSearch("bench-10k", queries, K); // warm-up
   t0 = performance.now();
   const rounds = 5;
-  for (let i = 0; i < rounds; i++) await clara.handle.indexSearch("bench-10k", queries, K);
+  for (let i = 0; i < rounds; i++) await nativeModel(clara.model).indexSearch("bench-10k", queries, K);
   const searchSeconds = (performance.now() - t0) / 1000;
-  await clara.handle.indexDrop("bench-10k");
+  await nativeModel(clara.model).indexDrop("bench-10k");
 
   // Answer latency: from the index vs the same base model reading the same k documents as text.
   const questions = records.slice(0, QUESTIONS).map((r) => r.questions[0]);

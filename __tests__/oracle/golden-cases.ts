@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { ADAPTERS, type ClaraModel } from "../../lib/clara/clara-model";
 import { DEFAULTS } from "../../lib/clara/config";
 import { Random } from "../../lib/data/random";
+import { nativeModel } from "../../lib/model/model";
 import {
   endToEndRecordToJson,
   instructionRecordToJson,
@@ -103,7 +104,7 @@ async function writeStage(stage: GoldenStage, root: string, model: { dir: string
     const spec = stageSpec(clara, plan, o.mseWeight);
     // The canonical order; runStage shuffles the rows of each update, which changes only rounding.
     const batch = plan.batch(plan.train, plan.train.map((_, i) => i));
-    const expected = await clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch, spec });
+    const expected = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec });
     const c = clara.model.config;
     const meta: GoldenCaseMeta = {
       stage,

@@ -11,7 +11,7 @@ import {
   type CheckpointMetadata,
   type Stage,
 } from "../io/checkpoint";
-import { Model, type ComputeDType } from "../model/model";
+import { Model, nativeModel, type ComputeDType } from "../model/model";
 import { quantizeOptionOf, type QuantizeOption } from "../model/quantization";
 import type { NamedTensor, NativeAdapterInfo, NativeBatch, NativeModel, NativeOptimizerState } from "../native";
 import { tensor, type Tensor } from "../tensor";
@@ -144,8 +144,8 @@ export class ClaraModel {
     return this.templates.nMem;
   }
 
-  get handle(): NativeModel {
-    return this.model.handle;
+  private get handle(): NativeModel {
+    return nativeModel(this.model);
   }
 
   spec(k: number): NativeSpec {

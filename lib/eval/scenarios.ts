@@ -16,6 +16,7 @@ import { ClaraError } from "../errors";
 import { escapeSpecialTokens } from "../data/escape";
 import { ADAPTERS, concatRows, sliceRows, type ClaraModel } from "../clara/clara-model";
 import { SYSTEM_PROMPTS } from "../clara/templates";
+import { nativeModel } from "../model/model";
 import type { Tensor } from "../tensor";
 import { Bm25 } from "./bm25";
 import { evidenceChunks, chunkSections, type Chunk, type EvidenceMatch } from "./chunks";
@@ -104,7 +105,7 @@ export async function compressChunks(clara: ClaraModel, chunks: Chunk[]): Promis
   const parts: Tensor[] = [];
   const mse: number[] = [];
   for (const c of chunks) {
-    const r = await clara.handle.claraCompress({ docs: clara.encoderBatch([esc(c.text)]), spec: clara.spec(1) });
+    const r = await nativeModel(clara.model).claraCompress({ docs: clara.encoderBatch([esc(c.text)]), spec: clara.spec(1) });
     parts.push(r.vectors); // [1, n, H]
     mse.push(r.mse);
   }

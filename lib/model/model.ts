@@ -112,6 +112,18 @@ function writableGgufCopy(file: string): { file: string; remove(): void } | null
   return { file: copy, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
+let handleOf: (model: Model) => NativeModel;
+
+/**
+ * The native handle behind a model, for the lib/ modules that build on it (CLaRa, the trainers,
+ * the index) and for tests and benches that call the addon directly. No entry point of the
+ * package exports it: a user's model is driven through its methods.
+ * @internal
+ */
+export function nativeModel(model: Model): NativeModel {
+  return handleOf(model);
+}
+
 export class Model {
   readonly config: ModelConfig;
   readonly tokenizer: Tokenizer;
@@ -162,9 +174,8 @@ export class Model {
     return (this.#fingerprint ??= modelFingerprint(this.files));
   }
 
-  /** The native handle, for lib/ modules that build on the model (trainers, CLaRa). */
-  get handle(): NativeModel {
-    return this.#native;
+  static {
+    handleOf = (model) => model.#native;
   }
 
   /** Left-pads token sequences with the tokenizer's pad (else BOS, as the reference does). */

@@ -15,6 +15,7 @@ import { formatJsonl, readJsonl } from "../data/jsonl";
 import { bfloat16ToFloat32, float16ToFloat32, float32ToFloat16, tensor, type Tensor } from "../tensor";
 import { ADAPTERS, concatRows, type ClaraGenerateOptions, type ClaraModel } from "../clara/clara-model";
 import { memoryInfo } from "../runtime";
+import { nativeModel } from "../model/model";
 
 export const INDEX_FORMAT = "clara-mlx-index";
 
@@ -144,7 +145,7 @@ export class ClaraIndex {
     }
     const vectors = toFloat32(stored);
     const index = new ClaraIndex(dir, clara, meta, docs, [vectors], `index-${nextName++}`);
-    await clara.handle.indexAdd(index.nativeName, flatten(vectors));
+    await nativeModel(clara.model).indexAdd(index.nativeName, flatten(vectors));
     return index;
   }
 
@@ -164,7 +165,7 @@ export class ClaraIndex {
       batchSize = await this.fitBatch(batchSize);
       const texts = fresh.slice(i, i + batchSize).map((d) => d.text);
       const v = await this.clara.compressDocuments(texts, { batchSize });
-      await this.clara.handle.indexAdd(this.nativeName, flatten(v));
+      await nativeModel(this.clara.model).indexAdd(this.nativeName, flatten(v));
       this.vectors.push(v);
       i += texts.length;
       options.onProgress?.(i, fresh.length);
@@ -178,7 +179,7 @@ export class ClaraIndex {
   async search(queries: string[], k = 5): Promise<Array<Array<{ index: number; score: number }>>> {
     this.checkK(k);
     const q = await this.encodeQueries(queries);
-    const hits = await this.clara.handle.indexSearch(this.nativeName, flatten(q), k);
+    const hits = await nativeModel(this.clara.model).indexSearch(this.nativeName, flatten(q), k);
     return this.hitsOf(hits, queries.length);
   }
 
@@ -188,7 +189,7 @@ export class ClaraIndex {
     const t0 = performance.now();
     const q = await this.encodeQueries([question]);
     const t1 = performance.now();
-    const hits = await this.clara.handle.indexSearch(this.nativeName, flatten(q), options.k ?? 5);
+    const hits = await nativeModel(this.clara.model).indexSearch(this.nativeName, flatten(q), options.k ?? 5);
     const t2 = performance.now();
     const [found] = this.hitsOf(hits, 1);
     const rows = hits.rows; // [1, k, n·H]
@@ -213,14 +214,14 @@ export class ClaraIndex {
 
   /** Frees the native copy of the vectors. */
   close(): Promise<void> {
-    return this.clara.handle.indexDrop(this.nativeName);
+    return nativeModel(this.clara.model).indexDrop(this.nativeName);
   }
 
   private async encodeQueries(queries: string[]): Promise<Tensor> {
     if (!(await this.clara.hasAdapter(ADAPTERS.queryReasoner))) {
       throw new ClaraError("E_INVALID_ARGUMENT", "searching an index needs a query_reasoner adapter: use a stage-3 checkpoint", { field: "checkpoint" });
     }
-    const r = await this.clara.handle.claraCompress({ docs: this.clara.encoderBatch(queries), spec: this.clara.spec(1), adapter: ADAPTERS.queryReasoner });
+    const r = await nativeModel(this.clara.model).claraCompress({ docs: this.clara.encoderBatch(queries), spec: this.clara.spec(1), adapter: ADAPTERS.queryReasoner });
     return r.vectors;
   }
 

@@ -9,6 +9,7 @@ import { Random, subSeed } from "../data/random";
 import { readCheckpoint, readOptimizerState, removeStaleCheckpointTemps, type Stage } from "../io/checkpoint";
 import type { NativeOptimizerState, NativeStageBatch, NativeStepResult } from "../native";
 import { memoryInfo } from "../runtime";
+import { nativeModel } from "../model/model";
 import type { ClaraModel } from "../clara/clara-model";
 import { DEFAULTS } from "../clara/config";
 
@@ -204,7 +205,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   const leader = rank === 0;
   let step = 0;
   if (resumed) {
-    await clara.handle.setOptimizerState(resumed.optimizer);
+    await nativeModel(clara.model).setOptimizerState(resumed.optimizer);
     step = resumed.step;
   }
   fs.mkdirSync(path.dirname(path.resolve(options.out)), { recursive: true });
@@ -237,7 +238,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
     for (let i = rank; i < plan.eval.length; i += worldSize) mine.push([plan.eval[i], -1 - i]);
     const { loss, parts } = await summedLosses(clara, plan, spec, mine);
     const names = Object.keys(parts).sort();
-    const [total, ...sums] = (await clara.handle.meanOverRanks([loss, ...names.map((k) => parts[k])])).map((v) => (v * worldSize) / plan.eval.length);
+    const [total, ...sums] = (await nativeModel(clara.model).meanOverRanks([loss, ...names.map((k) => parts[k])])).map((v) => (v * worldSize) / plan.eval.length);
     const mean = Object.fromEntries(names.map((k, i) => [k, sums[i]]));
     evals.push({ step, loss: total, parts: mean });
     emit({ type: "eval", stage: plan.stage, step, loss: total, parts: mean, examples: plan.eval.length });
@@ -245,7 +246,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   // Ranks stop together: a stop request on any rank stops all after the same update.
   const stopRequested = async () => {
     const local = options.signal?.aborted ? 1 : 0;
-    return worldSize === 1 ? local === 1 : (await clara.handle.meanOverRanks([local]))[0] > 0;
+    return worldSize === 1 ? local === 1 : (await nativeModel(clara.model).meanOverRanks([local]))[0] > 0;
   };
 
   // Until the run ends, nothing else may make a trainer or set weights on this model.
@@ -271,7 +272,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
       const t0 = performance.now();
       let r: NativeStepResult;
       try {
-        r = await clara.handle.claraTrainStep({
+        r = await nativeModel(clara.model).claraTrainStep({
           stage: plan.nativeStage,
           microBatches,
           spec,
@@ -291,7 +292,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
       }
       step = r.step;
       const stepSeconds = (performance.now() - t0) / 1000;
-      const processed = (await clara.handle.meanOverRanks([microBatches.reduce((a, b) => a + processedTokens(b), 0)]))[0] * worldSize;
+      const processed = (await nativeModel(clara.model).meanOverRanks([microBatches.reduce((a, b) => a + processedTokens(b), 0)]))[0] * worldSize;
       const elapsedSeconds = (performance.now() - started) / 1000;
       const mem = await memoryInfo();
       history.push({ step, loss: r.loss, parts: r.parts, lr: r.lr });
@@ -342,7 +343,7 @@ export async function summedLosses<R>(
   let loss = 0;
   const parts: Record<string, number> = {};
   for (const [record, key] of examples) {
-    const r = await clara.handle.claraEvalLoss({ stage: plan.nativeStage, batch: plan.batch([record], [key]), spec });
+    const r = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch: plan.batch([record], [key]), spec });
     loss += r.loss;
     for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
   }
