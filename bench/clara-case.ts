@@ -9,9 +9,10 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeNpz } from "../lib/io/npz";
+import type { Tensor } from "../lib";
+import { writeNpz } from "../lib/io";
+// The addon's own argument types: the case is the native call's input, written out.
 import type { NamedTensor, NativeStageBatch } from "../lib/native";
-import type { Tensor } from "../lib/tensor";
 
 export const CASE_NOTES = [
   "Parameter names: <linear>.lora.<adapter>.a is lora_a [in, r], <linear>.lora.<adapter>.b is lora_b [r, out], where <linear> is " +

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { readPretrainRecords, Stage1Trainer } from "../lib";
-import { packageRoot } from "../lib/native";
+import { packageRoot } from "../lib/runtime";
 import { launch } from "../tools/launch";
 import { writeTinyModel } from "../tools/tiny-model";
 import { machine, writeBenchResult } from "./machine";

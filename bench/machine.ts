@@ -1,9 +1,8 @@
 // The facts every benchmark record carries, so figures from different runs can be told apart.
 import * as os from "node:os";
 import * as path from "node:path";
-import { runtimeInfo } from "../lib";
+import { packageRoot, runtimeInfo } from "../lib/runtime";
 import { writeFileAtomic } from "../lib/io/atomic";
-import { packageRoot } from "../lib/native";
 
 export async function machine(): Promise<Record<string, unknown>> {
   const info = await runtimeInfo();

@@ -5,8 +5,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { matmulBenchmark, type DType } from "../lib";
-import { packageRoot } from "../lib/native";
+import { matmulBenchmark, packageRoot, type DType } from "../lib/runtime";
 import { machine, writeBenchResult } from "./machine";
 
 const SIZES: Array<{ n: number; iterations: number; dtype: DType }> = [

@@ -2,7 +2,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { packageRoot } from "../lib/native";
+import { packageRoot } from "../lib/runtime";
 
 const START = "<!-- bench-table:start -->";
 const END = "<!-- bench-table:end -->";

@@ -15,19 +15,17 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { ClaraError } from "../lib/errors";
-import { DEFAULTS } from "../lib/clara/config";
-import { readCheckpoint, type Stage } from "../lib/io/checkpoint";
+import { ClaraError, Model, readCheckpoint, type Stage } from "../lib";
+import { extractionQuality, extractPdf, loadEvaluations, makeQaSet, runEvaluationSuite, writeEvaluationReport, writeQaSet } from "../lib/eval";
+import { CLARA_DEFAULTS as DEFAULTS, Tokenizer } from "../lib/model";
+// The CLI's own pieces, which the package does not export.
 import { writeFileAtomic } from "../lib/io/atomic";
-import { Model } from "../lib/model/model";
-import { Tokenizer } from "../lib/tokenizer";
 import { approximateTokenCount } from "../lib/eval/chunks";
-import { extractPdf, sectionsFile } from "../lib/eval/pdf";
-import { extractionQuality, formatQuality } from "../lib/eval/pdf-quality";
-import { makeQaSet, QA_FORMAT_HELP, writeQaSet } from "../lib/eval/qa-set";
-import { loadEvaluations, writeEvaluationReport } from "../lib/eval/report";
+import { sectionsFile } from "../lib/eval/pdf";
+import { formatQuality } from "../lib/eval/pdf-quality";
+import { QA_FORMAT_HELP } from "../lib/eval/qa-set";
 import { scoreSummary, scoreTable } from "../lib/eval/score-table";
-import { chatGenerator, DEFAULT_QA_OUT, defaultPdf, handWrittenQaFor, runEvaluationSuite } from "../lib/eval/suite";
+import { chatGenerator, DEFAULT_QA_OUT, defaultPdf, handWrittenQaFor } from "../lib/eval/suite";
 import { DEFAULT_MODEL, DEFAULT_RESULTS, PLAN_PATHS } from "./commands/train";
 import { runCli, usageFailure } from "./commands/ui";
 

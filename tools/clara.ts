@@ -10,20 +10,18 @@ import * as path from "node:path";
 import * as readline from "node:readline";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { ClaraError, ClaraModel } from "../lib";
+import { ClaraError, ClaraIndex, ClaraModel, type IndexDocument } from "../lib";
 import { readJsonl } from "../lib/data/jsonl";
-import { ClaraIndex, type IndexDocument } from "../lib/retrieval/clara-index";
 import { formatError, runCli, usageFailure } from "./commands/ui";
 
 /** Documents from a JSONL file ({id?, text | doc | docs[0] | content, source?, page?}) or a PDF. */
 async function readDocuments(file: string, docMaxLength: number, clara: ClaraModel): Promise<IndexDocument[]> {
   if (file.toLowerCase().endsWith(".pdf")) {
-    // The PDF reader chunks to the compressor's document length (lib/eval/pdf.ts).
+    // The PDF reader chunks to the compressor's document length (lib/eval/pdf.ts); the evaluation
+    // code loads only here, when a PDF is indexed.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const pdf = require("../lib/eval/pdf") as {
-      pdfChunks(file: string, options: { maxTokens: number; countTokens: (t: string) => number }): Promise<Array<{ id: string; text: string; page: number; section?: string }>>;
-    };
-    const chunks = await pdf.pdfChunks(file, { maxTokens: docMaxLength, countTokens: (t) => clara.model.tokenizer.encode(t).length });
+    const { pdfChunks } = require("../lib/eval") as typeof import("../lib/eval");
+    const chunks = await pdfChunks(file, { maxTokens: docMaxLength, countTokens: (t) => clara.model.tokenizer.encode(t).length });
     return chunks.map((c) => ({ id: c.id, text: c.text, source: path.basename(file), page: c.page }));
   }
   return readJsonl(file).map(({ value, line }) => {

@@ -18,8 +18,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { ClaraError } from "../lib/errors";
-import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/derive";
+import { ClaraError } from "../lib";
+import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data";
 import { formatJsonl } from "../lib/data/jsonl";
 import { Random, subSeed } from "../lib/data/random";
 import { endToEndRecordToJson, instructionRecordToJson, pretrainRecordToJson, type PretrainRecord } from "../lib/data/records";

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Random } from "../lib/data/random";
 import { writeFileAtomic } from "../lib/io/atomic";
-import { Tokenizer } from "../lib/tokenizer";
+import { Tokenizer } from "../lib/model";
 
 export interface TinyModelOptions {
   hiddenSize?: number;

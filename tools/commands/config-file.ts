@@ -10,7 +10,7 @@
 
 import * as fs from "node:fs";
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from "yaml";
-import { ClaraError } from "../../lib/errors";
+import { ClaraError } from "../../lib";
 import { camel, checkValue, EVAL_KEYS, SECTIONS, SETTINGS, type Section, type Settings } from "./settings";
 
 export interface ConfigFile {

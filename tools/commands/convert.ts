@@ -4,7 +4,7 @@
 // checkpoint can run code).
 
 import * as path from "node:path";
-import { convertReferenceCheckpoint, type ConvertResult } from "../../lib/clara/reference-checkpoint";
+import { convertReferenceCheckpoint, type ConvertResult } from "../../lib/io";
 import { parseQuantizeFlag } from "../../lib/model/quantization";
 
 export interface ConvertArgs {

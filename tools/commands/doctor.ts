@@ -3,8 +3,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { matmulBenchmark, mlxVersion, runtimeInfo } from "../../lib";
-import { packageRoot } from "../../lib/native";
+import { matmulBenchmark, mlxVersion, packageRoot, runtimeInfo } from "../../lib/runtime";
 
 /** fp32 1024² matmul below this on a CPU backend means reference BLAS is doing the work. */
 const SLOW_BLAS_GFLOPS = 20;

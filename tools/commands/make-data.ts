@@ -4,10 +4,10 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ClaraError } from "../../lib/errors";
-import { deriveEndToEndRecords, deriveInstructionRecords } from "../../lib/data/derive";
+import { ClaraError } from "../../lib";
+import { deriveEndToEndRecords, deriveInstructionRecords, readPretrainRecords } from "../../lib/data";
 import { writeJsonl } from "../../lib/data/jsonl";
-import { endToEndRecordToJson, instructionRecordToJson, readPretrainRecords } from "../../lib/data/records";
+import { endToEndRecordToJson, instructionRecordToJson } from "../../lib/data/records";
 import { makeExampleData } from "../make-example-data";
 import type { Settings } from "./settings";
 import { ensureWritableDir } from "./train";

@@ -7,12 +7,11 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ClaraError } from "../../lib/errors";
-import { readCheckpoint } from "../../lib/io/checkpoint";
+import { ClaraError, readCheckpoint, type TrainSummary } from "../../lib";
+import { runEvaluationSuite } from "../../lib/eval";
+import { packageRoot } from "../../lib/runtime";
 import { writeFileAtomic } from "../../lib/io/atomic";
-import { packageRoot } from "../../lib/native";
-import { defaultPdf, handWrittenQaFor, runEvaluationSuite } from "../../lib/eval/suite";
-import type { TrainSummary } from "../../lib/trainers/trainer";
+import { defaultPdf, handWrittenQaFor } from "../../lib/eval/suite";
 import type { ConfigFile } from "./config-file";
 import { readConfigFile } from "./config-file";
 import { onInterrupt, resumeCommand } from "./interrupt";

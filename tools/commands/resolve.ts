@@ -2,7 +2,7 @@
 // level, then its section for the stage or command, then flags (for pipeline and demo, then
 // --stageN.<key> flags). Unknown or misplaced keys are errors naming the file, line and key.
 
-import { ClaraError } from "../../lib/errors";
+import { ClaraError } from "../../lib";
 import type { ConfigFile } from "./config-file";
 import { camel, checkValue, EVAL_KEYS, kebab, settingsFor, SETTINGS, type CommandName, type Section, type Settings } from "./settings";
 

@@ -3,7 +3,7 @@
 // and which commands read them. Flags override the config file; the config file overrides the
 // defaults (which come from lib/clara/config.ts DEFAULTS, applied in train.ts).
 
-import { ClaraError } from "../../lib/errors";
+import { ClaraError } from "../../lib";
 
 export type Kind = "string" | "number" | "int" | "bool" | readonly string[];
 export type CommandName = "stage1" | "stage2" | "stage3" | "pipeline" | "demo" | "make-data" | "doctor";

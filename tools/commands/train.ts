@@ -10,24 +10,32 @@ import { parseQuantizeFlag } from "../../lib/model/quantization";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ClaraError } from "../../lib/errors";
-import { DEFAULTS, memoryTokenCount, type MemoryInput } from "../../lib/clara/config";
 import {
+  ClaraError,
+  readCheckpoint,
   readEndToEndRecords,
   readInstructionRecords,
   readPretrainRecords,
-  trimCandidates,
+  Stage1Trainer,
+  Stage2Trainer,
+  Stage3Trainer,
+  type CheckpointMetadata,
+  type ClaraModel,
   type EndToEndRecord,
   type InstructionRecord,
   type PretrainRecord,
-} from "../../lib/data/records";
+  type QueryReasonerInit,
+  type StageOptions,
+  type TrainEvent,
+  type TrainSummary,
+} from "../../lib";
+import { CLARA_DEFAULTS as DEFAULTS, type MemoryInput } from "../../lib/model";
+import { memoryTokenCount } from "../../lib/clara/config";
+import { trimCandidates } from "../../lib/data/records";
 import { writeFileAtomic } from "../../lib/io/atomic";
-import { readCheckpoint, type CheckpointMetadata } from "../../lib/io/checkpoint";
 import { locateModel } from "../../lib/model/files";
 import { lineChartPng, writePng } from "../../lib/report/plot";
-import { Stage1Trainer, Stage2Trainer, Stage3Trainer, type QueryReasonerInit, type StageOptions } from "../../lib/trainers/stages";
-import type { StagePlan, TrainEvent, TrainSummary } from "../../lib/trainers/trainer";
-import type { ClaraModel } from "../../lib/clara/clara-model";
+import type { StagePlan } from "../../lib/trainers/trainer";
 import { PRESENTATION_KEYS, type Settings } from "./settings";
 import { CliExit, EXIT, fmtLoss, duration, type Ui } from "./ui";
 

@@ -4,8 +4,7 @@
 // is a bar per stage on a terminal and plain log lines otherwise (CI).
 
 import { SingleBar } from "cli-progress";
-import { ClaraError } from "../../lib/errors";
-import type { TrainEvent } from "../../lib/trainers/trainer";
+import { ClaraError, type TrainEvent } from "../../lib";
 
 export interface UiOptions {
   json?: boolean;
