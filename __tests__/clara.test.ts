@@ -4,13 +4,14 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ClaraError, ClaraModel, readCheckpoint, readNpz, Stage1Trainer, Stage2Trainer, Stage3Trainer } from "../lib";
+import { ClaraError, ClaraModel, readCheckpoint, Stage1Trainer, Stage2Trainer, Stage3Trainer } from "../lib";
+import { readNpz } from "../lib/io";
+import { nativeModel } from "../lib/model/model";
 import { writeCheckpoint } from "../lib/io/checkpoint";
 import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data/derive";
 import { SYSTEM_PROMPTS } from "../lib/clara/templates";
 import { memoryTokenCount } from "../lib/clara/config";
 import { optimizerFile } from "../lib/io/checkpoint";
-import { nativeModel } from "../lib/model/model";
 import { tensor, type Tensor } from "../lib/tensor";
 import { MLX_LM_MODULES, makeTinyModel, oracleTest, pythonEval, removeDir, runPython, tempDir } from "./helpers/oracle";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";

@@ -4,8 +4,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ClaraError, ClaraModel, memoryInfo } from "../lib";
-import { ClaraIndex } from "../lib/retrieval/clara-index";
+import { ClaraError, ClaraIndex, ClaraModel } from "../lib";
+import { memoryInfo } from "../lib/runtime";
 import { meanRecallAtK } from "../lib/eval/metrics";
 import { examplePretrain, makeTinyClaraBase } from "./helpers/tiny-clara";
 

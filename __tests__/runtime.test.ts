@@ -2,7 +2,8 @@
 // promise that MLX work never blocks the event loop.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ClaraError, compute, matmulBenchmark, memoryInfo, mlxVersion, runtimeInfo, tensor } from "../lib";
+import { ClaraError } from "../lib";
+import { compute, matmulBenchmark, memoryInfo, mlxVersion, runtimeInfo, tensor } from "../lib/runtime";
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from "../lib/tensor";
 
 const root = path.resolve(__dirname, "..");

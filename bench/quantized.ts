@@ -11,9 +11,8 @@
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { memoryInfo, readPretrainRecords, Stage1Trainer } from "../lib";
-import { packageRoot } from "../lib/native";
-import type { QuantizeOption } from "../lib/model/quantization";
+import { readPretrainRecords, Stage1Trainer, type QuantizeOption } from "../lib";
+import { memoryInfo, packageRoot } from "../lib/runtime";
 import { machine, writeBenchResult } from "./machine";
 
 const PRECISIONS: Record<string, QuantizeOption> = {
