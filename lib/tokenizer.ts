@@ -118,6 +118,15 @@ export class Tokenizer {
     return this.configTokenId("pad_token");
   }
 
+  /**
+   * The id batches are left-padded with: the pad token; else BOS, as the reference does when the
+   * tokenizer has none (pad_token_id := bos_token_id, M:502-503); else EOS (a vocabulary without
+   * BOS, as Hugging Face and mlx-lm training code pad), else 0. Pads are masked out either way.
+   */
+  get batchPadId(): number {
+    return this.padTokenId ?? this.bosTokenId ?? this.eosTokenId ?? 0;
+  }
+
   get unkTokenId(): number | undefined {
     return this.configTokenId("unk_token");
   }

@@ -135,9 +135,7 @@ export class ClaraModel {
     const tokens = addClaraTokens(model.tokenizer, n, model.config.vocab_size);
     // Mistral bases get the June 2024 v0.2 template (system turns) when theirs refuses one (spec §1.5).
     if (model.config.model_type === "mistral") installMistralTemplate(model.tokenizer);
-    // The reference pads with BOS when the tokenizer has no pad token (M:502-503).
-    const pad = model.tokenizer.padTokenId ?? model.tokenizer.bosTokenId ?? model.tokenizer.eosTokenId ?? 0;
-    return new ClaraModel(model, compressionRate, docMaxLength, new ClaraTemplates(model.tokenizer, tokens, docMaxLength, pad), lora);
+    return new ClaraModel(model, compressionRate, docMaxLength, new ClaraTemplates(model.tokenizer, tokens, docMaxLength, model.padId), lora);
   }
 
   get nMem(): number {

@@ -178,13 +178,13 @@ export class Model {
     handleOf = (model) => model.#native;
   }
 
-  /** Left-pads token sequences with the tokenizer's pad (else BOS, as the reference does). */
+  /** Left-pads token sequences with the tokenizer's batchPadId (its pad, else BOS as the reference does). */
   batch(sequences: number[][], lossMasks?: number[][]): TokenBatch {
     return leftPad(sequences, this.padId, lossMasks ? { lossMasks } : {});
   }
 
   get padId(): number {
-    return this.tokenizer.padTokenId ?? this.tokenizer.bosTokenId ?? 0;
+    return this.tokenizer.batchPadId;
   }
 
   /** Logits [B, L, V] (or [B, 1, V] with lastOnly) for left-padded token sequences. */
