@@ -29,7 +29,8 @@ import { readNpz } from "../lib/io/npz";
 import { nativeModel } from "../lib/model/model";
 import type { NamedTensor } from "../lib/native";
 import type { Tensor } from "../lib/tensor";
-import { resolved, stageSpec, type TrainEvent } from "../lib/trainers/trainer";
+import { resolveStageConfig } from "../lib/trainers/stage-config";
+import { stageSpec, type TrainEvent } from "../lib/trainers/trainer";
 import { CREATE, GOLDEN_DIR, openStage, STAGES, trainOptions, writeGoldenModel, type GoldenStage } from "./helpers/golden";
 import type { GoldenCaseMeta } from "./oracle/golden-cases";
 
@@ -154,7 +155,7 @@ describe.each(STAGES)("stage %i against the Python MLX peer", (stage) => {
       for (const [name, t] of goldenBatch) expectSameTensor(`batch ${name}`, built.get(name), t);
 
       // Our evaluation path (no optimizer) gives the loss of the first update.
-      const o = resolved(trainOptions(stage, out), plan.defaults);
+      const o = resolveStageConfig(`stage${stage}`, trainOptions(stage, out));
       const evalLoss = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec: stageSpec(clara, plan, o.mseWeight) });
       const first = g.updates[0];
       const errors: Record<string, number> = {

@@ -25,6 +25,7 @@ import { matmulBenchmark, memoryInfo, packageRoot, tensor } from "../lib/runtime
 import { Random } from "../lib/data/random";
 import { nativeModel } from "../lib/model/model";
 import type { NamedTensor, NativeStageBatch } from "../lib/native";
+import type { LoopConfig } from "../lib/trainers/stage-config";
 import { processedTokens, type StagePlan } from "../lib/trainers/trainer";
 import { writeTinyModel } from "../tools/tiny-model";
 import { writeCase, CASE_NOTES, type CaseMeta } from "./clara-case";
@@ -108,21 +109,21 @@ async function perturbLoraB(clara: ClaraModel): Promise<void> {
 interface Plan {
   plan: StagePlan<unknown>;
   batch: NativeStageBatch;
+  /** The stage's settings as its trainer resolved them (the default lr, …). */
+  config: LoopConfig;
 }
 
 async function stagePlan(stage: 1 | 2 | 3, clara: ClaraModel, pretrain: PretrainRecord[]): Promise<Plan> {
   const options: StageOptions = { out: path.join(os.tmpdir(), "clara-bench-unused.ckpt"), evalSplit: 0, seed: DEFAULTS.seed };
-  let plan: StagePlan<any>;
-  if (stage === 1) {
-    plan = await new Bench1(clara, pretrain.slice(0, BATCH), options).plan();
-  } else if (stage === 2) {
-    plan = await new Bench2(clara, deriveInstructionRecords(pretrain, { k: K, limit: BATCH }), options).plan();
-  } else {
-    const records = deriveEndToEndRecords(pretrain, { candidates: CANDIDATES, limit: BATCH });
-    plan = await new Bench3(clara, records, { ...options, k: K } as StageOptions).plan();
-  }
+  const trainer =
+    stage === 1
+      ? new Bench1(clara, pretrain.slice(0, BATCH), options)
+      : stage === 2
+        ? new Bench2(clara, deriveInstructionRecords(pretrain, { k: K, limit: BATCH }), options)
+        : new Bench3(clara, deriveEndToEndRecords(pretrain, { candidates: CANDIDATES, limit: BATCH }), { ...options, k: K });
+  const plan: StagePlan<unknown> = await trainer.plan();
   if (plan.train.length !== BATCH) throw new Error(`stage ${stage}: ${plan.train.length} records for a batch of ${BATCH}; use a data file with more records`);
-  return { plan, batch: plan.batch(plan.train, plan.train.map((_, i) => i)) };
+  return { plan, batch: plan.batch(plan.train, plan.train.map((_, i) => i)), config: trainer.config };
 }
 
 /** The decoder passes of one step, with their padded shapes. */
@@ -161,10 +162,10 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
   // Stage 3 starts its query reasoner as a copy of the compressor (Stage3Trainer.fromCheckpoint).
   if (stage === 3) await clara.model.copyAdapter(ADAPTERS.compressor, ADAPTERS.queryReasoner);
   await perturbLoraB(clara);
-  const { plan, batch } = await stagePlan(stage, clara, pretrain);
+  const { plan, batch, config } = await stagePlan(stage, clara, pretrain);
   const spec = { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau };
   const expected = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec });
-  const lr = plan.defaults.lr;
+  const lr = config.lr;
   const adamw = DEFAULTS.adamw;
   const dir = path.join(root, `stage${stage}-rho${rate}`);
   const meta: CaseMeta = {
@@ -218,7 +219,7 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
     loss = r.loss;
   }
   const peakMemory = (await memoryInfo()).peak;
-  const lanes = process.env.BENCH_LANES === "1" ? await timeLanes(clara, plan, spec) : undefined;
+  const lanes = process.env.BENCH_LANES === "1" ? await timeLanes(clara, plan, config.lr, spec) : undefined;
   const adapters = (await clara.model.adapters()).length;
   await clara.dispose();
 
@@ -270,7 +271,7 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
  * The batch as two micro-batches of 2 (what a run with microBatchSize 2 does), evaluated one
  * after the other (lanes 1) and at once on two CPU streams (lanes 2): median step seconds.
  */
-async function timeLanes(clara: ClaraModel, plan: StagePlan<unknown>, spec: ReturnType<ClaraModel["spec"]>) {
+async function timeLanes(clara: ClaraModel, plan: StagePlan<unknown>, lr: number, spec: ReturnType<ClaraModel["spec"]>) {
   const half = BATCH / 2;
   const microBatches = [0, half].map((from) => {
     const idx = plan.train.map((_, i) => i).slice(from, from + half);
@@ -278,7 +279,7 @@ async function timeLanes(clara: ClaraModel, plan: StagePlan<unknown>, spec: Retu
   });
   const out: Record<"inTurn" | "twoStreams", number> = { inTurn: NaN, twoStreams: NaN };
   for (const [key, lanes] of [["inTurn", 1], ["twoStreams", 2]] as const) {
-    await clara.model.createTrainer({ trainable: plan.trainable, lr: plan.defaults.lr, schedule: "constant", lanes });
+    await clara.model.createTrainer({ trainable: plan.trainable, lr, schedule: "constant", lanes });
     const seconds: number[] = [];
     for (let i = 0; i < WARMUP + STEPS; i++) {
       const t0 = performance.now();

@@ -126,17 +126,18 @@ async function retrieval(clara: ClaraModel, records: EndToEndRecord[]) {
 
 /** Mean answer CE of stage 1's QA targets for `records`, read from their compressed documents. */
 async function stage1AnswerCe(clara: ClaraModel, records: PretrainRecord[]) {
-  const t = new Stage1Trainer(clara, records, { out: path.join(work, "ce-only.npz"), evalRecords: records, maxSteps: 0 });
-  const { evals } = await t.run();
-  return evals.at(-1)!.parts.ce;
+  const t = new Stage1Trainer(clara, records, { out: path.join(work, "ce-only.npz"), evalRecords: records });
+  return (await t.lossOn(records)).parts.ce;
 }
 
 /** Mean held-out answer CE of a stage-2/3 generator in the answer template, one document per question. */
 async function answerCe(checkpoint: string, records: InstructionRecord[]) {
-  const t = await Stage2Trainer.fromCheckpoint(checkpoint, records, { out: path.join(work, "ce-only.npz"), keepGenerator: true, evalRecords: records, maxSteps: 0 });
-  const { evals } = await t.run();
-  await t.clara.dispose();
-  return evals.at(-1)!.parts.ce;
+  const t = await Stage2Trainer.fromCheckpoint(checkpoint, records, { out: path.join(work, "ce-only.npz"), keepGenerator: true, evalRecords: records });
+  try {
+    return (await t.lossOn(records)).parts.ce;
+  } finally {
+    await t.clara.dispose();
+  }
 }
 
 /** Held-out questions in the stage-2/3 answer template, one document each. */

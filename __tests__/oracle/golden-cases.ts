@@ -23,7 +23,8 @@ import {
 } from "../../lib/data/records";
 import { packageRoot, type NamedTensor } from "../../lib/native";
 import { tensor } from "../../lib/tensor";
-import { resolved, stageSpec } from "../../lib/trainers/trainer";
+import { resolveStageConfig } from "../../lib/trainers/stage-config";
+import { stageSpec } from "../../lib/trainers/trainer";
 import { CASE_NOTES, writeCase, type CaseMeta } from "../../bench/clara-case";
 import { BATCH, CANDIDATES, K, openStage, recordsFile, STAGES, TINY, trainOptions, writeGoldenModel, type GoldenStage } from "../helpers/golden";
 
@@ -100,7 +101,7 @@ async function writeStage(stage: GoldenStage, root: string, model: { dir: string
   try {
     await perturbLoraB(clara, 100 + stage);
     const plan = await trainer.plan();
-    const o = resolved(trainOptions(stage, ""), plan.defaults);
+    const o = resolveStageConfig(`stage${stage}`, trainOptions(stage, ""));
     const spec = stageSpec(clara, plan, o.mseWeight);
     // The canonical order; runStage shuffles the rows of each update, which changes only rounding.
     const batch = plan.batch(plan.train, plan.train.map((_, i) => i));

@@ -1,5 +1,6 @@
-// CLaRa's hyperparameters and their defaults (spec §2.5): the one table. Native code takes
-// every value explicitly; nothing else in the package holds a default.
+// CLaRa's hyperparameters and their defaults (spec §2.5): the one table. A stage's settings
+// take theirs from here in lib/trainers/stage-config.ts (resolveStageConfig), the only place
+// that fills and checks them; native code takes every value explicitly.
 
 import { ClaraError, invalidArgument } from "../errors";
 
@@ -14,6 +15,15 @@ export interface ClaraShape {
 }
 
 export type MemoryInput = "raw" | "standardised";
+
+/**
+ * How stage 3 starts a query reasoner when the checkpoint has none: a copy of the compressor (the
+ * reference's default), or a fresh LoRA adapter, so the query starts as the base model encodes it
+ * (the reference's other path; the paper compares the two in Table 15).
+ */
+export type QueryReasonerInit = "compressor" | "fresh";
+
+export type Schedule = "cosine" | "constant";
 
 export interface LoraOptions {
   rank: number;
@@ -42,14 +52,28 @@ export const DEFAULTS = {
   lr: { stage1: 1e-4, stage2: 1e-4, stage3: 5e-6 },
   schedule: { stage1: "cosine", stage2: "cosine", stage3: "constant" } as const,
   batchSize: { stage1: 128, stage2: 128, stage3: 32 },
+  /** Examples per forward/backward pass: batchSize / microBatchSize passes are accumulated. */
+  microBatchSize: 1,
+  /** Micro-batches evaluated at once, each on a CPU stream of its own (1 holds half the activations). */
+  lanes: 2 as 1 | 2,
   minLrRatio: 0.1,
   warmupRatio: 0.03,
   maxGradNorm: 1.0,
   adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 },
   seed: 42,
   epochs: 1,
+  /** Fraction of the training records held out for evaluation when no held-out records are given. */
+  evalSplit: 0,
+  /** Evaluate / write a resumable checkpoint every N updates (0: only at the end). */
+  evalEvery: 0,
+  checkpointEvery: 0,
   /** Minutes of training between resumable checkpoints (besides checkpointEvery), so a kill loses little. */
   checkpointMinutes: 10,
+  /** Stage 2: keep stage 1's generator adapter (false: a fresh one, spec §7 Q1); train the memory-token rows too. */
+  keepGenerator: false,
+  trainMemoryTokens: false,
+  /** Stage 3: a query reasoner the checkpoint lacks starts as a copy of the compressor (the reference's default) or "fresh". */
+  queryReasonerInit: "compressor" as QueryReasonerInit,
   /** Greedy answer lengths of the reference's evaluation: stages 1–2 and stage 3. */
   maxNewTokens: { stage12: 128, stage3: 64 },
 };

@@ -12,43 +12,17 @@ import { memoryInfo } from "../runtime";
 import { nativeModel } from "../model/model";
 import type { ClaraModel } from "../clara/clara-model";
 import { DEFAULTS } from "../clara/config";
+import { recordedLoopSettings, settingsDiffering, type LoopConfig, type LoopSettings } from "./stage-config";
 
-export interface TrainOptions {
+/** A run's options: the loop's settings (resolved by lib/trainers/stage-config.ts) and where it writes and reports. */
+export interface TrainOptions extends LoopSettings {
   /** Checkpoint file to write (its optimizer state goes beside it as <name>.optim-<hash>.npz). */
   out: string;
-  /** Examples per optimizer update. */
-  batchSize?: number;
-  /** Examples per forward/backward pass; batchSize / microBatchSize passes are accumulated. */
-  microBatchSize?: number;
   /**
    * Micro-batches run at once, each on a CPU stream (thread) of its own: 2 (default) or 1,
    * which holds one micro-batch's activations instead of two. The updates are the same.
    */
   lanes?: 1 | 2;
-  epochs?: number;
-  /** Caps the number of optimizer updates. */
-  maxSteps?: number;
-  lr?: number;
-  schedule?: "cosine" | "constant";
-  warmupRatio?: number;
-  minLrRatio?: number;
-  maxGradNorm?: number;
-  weightDecay?: number;
-  seed?: number;
-  /** Fraction of the records held out for evaluation (when no evalRecords are given). */
-  evalSplit?: number;
-  /** Evaluate every N updates (0: only at the end). */
-  evalEvery?: number;
-  /** Write a (resumable) checkpoint every N updates (0: only at the end). */
-  checkpointEvery?: number;
-  /** Also write one when this many minutes passed since the last (0: off; default DEFAULTS.checkpointMinutes). */
-  checkpointMinutes?: number;
-  /**
-   * Weight of the stage-1/2 MSE between the mean memory-token and mean document-token states
-   * (default DEFAULTS.mseWeight, the reference's 0.1). In short runs it can collapse every memory
-   * slot onto the document mean before the generator learns to read them (docs/training-recipe.md).
-   */
-  mseWeight?: number;
   /** Continue from `out`'s unfinished checkpoint and optimizer state. */
   resume?: boolean;
   /** Stops after the current update; a resumable checkpoint is written first. */
@@ -123,56 +97,26 @@ export interface StagePlan<R> {
    * training-set positions, or -1 - i for held-out example i.
    */
   batch(examples: R[], keys: number[]): NativeStageBatch;
-  /** The effective configuration recorded in the checkpoint. */
+  /** The stage's own settings recorded in the checkpoint (beside the loop's). */
   config: Record<string, unknown>;
-  defaults: { lr: number; schedule: "cosine" | "constant"; batchSize: number };
 }
 
-export function resolved(options: TrainOptions, defaults: StagePlan<unknown>["defaults"]) {
-  return {
-    batchSize: options.batchSize ?? defaults.batchSize,
-    microBatchSize: options.microBatchSize ?? 1,
-    lanes: options.lanes ?? 2,
-    epochs: options.epochs ?? DEFAULTS.epochs,
-    lr: options.lr ?? defaults.lr,
-    schedule: options.schedule ?? defaults.schedule,
-    warmupRatio: options.warmupRatio ?? DEFAULTS.warmupRatio,
-    minLrRatio: options.minLrRatio ?? DEFAULTS.minLrRatio,
-    maxGradNorm: options.maxGradNorm ?? DEFAULTS.maxGradNorm,
-    weightDecay: options.weightDecay ?? DEFAULTS.adamw.weightDecay,
-    seed: options.seed ?? DEFAULTS.seed,
-    evalEvery: options.evalEvery ?? 0,
-    checkpointEvery: options.checkpointEvery ?? 0,
-    checkpointMinutes: options.checkpointMinutes ?? DEFAULTS.checkpointMinutes,
-    mseWeight: options.mseWeight ?? DEFAULTS.mseWeight,
-    maxSteps: options.maxSteps,
-  };
-}
-
-/** Splits records into train and held-out parts, deterministically for a seed. */
+/** Splits records into train and held-out parts, deterministically for a seed (evalSplit in [0, 1), checked by resolveStageConfig). */
 export function splitRecords<R>(records: R[], evalSplit: number, seed: number): { train: R[]; eval: R[] } {
-  if (!(evalSplit >= 0 && evalSplit < 1)) throw new ClaraError("E_INVALID_ARGUMENT", `evalSplit must be in [0, 1), got ${evalSplit}`, { field: "evalSplit" });
   const order = new Random(subSeed(seed, "eval-split")).shuffle(records.map((_, i) => i));
   const nEval = Math.min(records.length - 1, Math.round(records.length * evalSplit));
   const held = new Set(order.slice(0, nEval));
   return { train: records.filter((_, i) => !held.has(i)), eval: records.filter((_, i) => held.has(i)) };
 }
 
-export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options: TrainOptions): Promise<TrainSummary> {
-  const o = resolved(options, plan.defaults);
+/** Trains `plan` with the loop's settings `o` (resolved and checked: resolveStageConfig); `options` say where it writes and reports. */
+export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, o: LoopConfig, options: TrainOptions): Promise<TrainSummary> {
   if (plan.train.length === 0) throw new ClaraError("E_DATA_FIELD", `no ${plan.stage} training records`, { field: "records" });
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new ClaraError("E_INVALID_ARGUMENT", "batchSize must be a positive integer", { field: "batchSize" });
-  if (!Number.isInteger(o.microBatchSize) || o.microBatchSize < 1 || o.microBatchSize > o.batchSize) {
-    throw new ClaraError("E_INVALID_ARGUMENT", `microBatchSize must be in 1..batchSize (${o.batchSize})`, { field: "microBatchSize" });
-  }
   const batchSize = Math.min(o.batchSize, plan.train.length);
   const stepsPerEpoch = Math.max(1, Math.floor(plan.train.length / batchSize));
   const totalSteps = Math.max(1, Math.min(o.maxSteps ?? Infinity, Math.ceil(o.epochs * stepsPerEpoch)));
   const warmupSteps = Math.ceil(o.warmupRatio * totalSteps);
-  // Lanes and checkpoint timing change how the work is scheduled, not the updates: a run may
-  // resume with others.
-  const { lanes, checkpointMinutes, ...recorded } = o;
-  const config = { ...options.recordConfig, ...plan.config, ...recorded, batchSize, totalSteps };
+  const config = { ...options.recordConfig, ...plan.config, ...recordedLoopSettings(o), batchSize, totalSteps };
   const history: TrainSummary["history"] = [];
   const evals: TrainSummary["evals"] = [];
   // Weights go back before the optimizer is made (setting parameters discards a trainer).
@@ -187,7 +131,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
     warmupSteps: o.schedule === "constant" ? 0 : warmupSteps,
     totalSteps,
     maxGradNorm: o.maxGradNorm,
-    lanes,
+    lanes: o.lanes,
     weightDecay: o.weightDecay,
     beta1: DEFAULTS.adamw.beta1,
     beta2: DEFAULTS.adamw.beta2,
@@ -218,7 +162,6 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
   emit({ type: "start", stage: plan.stage, step, totalSteps, examples: plan.train.length, evalExamples: plan.eval.length, trainable });
 
   const orderFor = (epoch: number) => new Random(subSeed(o.seed, `epoch-${epoch}`)).shuffle(plan.train.map((_, i) => i));
-  if (!(o.mseWeight >= 0 && Number.isFinite(o.mseWeight))) throw new ClaraError("E_INVALID_ARGUMENT", `mseWeight must be a number >= 0, got ${o.mseWeight}`, { field: "mseWeight" });
   const spec = stageSpec(clara, plan, o.mseWeight);
   let lastSave = performance.now();
   const save = async (complete: boolean) => {
@@ -316,7 +259,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, options
       });
       if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) await evaluate();
       const byCount = o.checkpointEvery > 0 && step % o.checkpointEvery === 0;
-      const byTime = checkpointMinutes > 0 && (performance.now() - lastSave) / 60_000 >= checkpointMinutes;
+      const byTime = o.checkpointMinutes > 0 && (performance.now() - lastSave) / 60_000 >= o.checkpointMinutes;
       if ((byCount || byTime) && step < totalSteps) await save(false);
     }
     if (!interrupted) await evaluate();
@@ -362,16 +305,6 @@ export function processedTokens(b: NativeStageBatch): number {
   return n;
 }
 
-/**
- * Settings that checkpoints written before they existed do not record, with the value those runs
- * used: such a checkpoint resumes when the setting is left at that value.
- */
-const SETTINGS_ADDED_LATER: Record<string, unknown> = {
-  mseWeight: DEFAULTS.mseWeight,
-  quantization: { mode: "float", bits: 0, groupSize: 0 },
-  memoryInput: "raw",
-};
-
 /** Puts back the weights and history of an unfinished run of the same config; returns its optimizer state. */
 async function restoreWeights(
   clara: ClaraModel,
@@ -385,8 +318,7 @@ async function restoreWeights(
   if (metadata.stage !== stage) {
     throw new ClaraError("E_CHECKPOINT_MISMATCH", `${file} is a ${metadata.stage} checkpoint, not ${stage}`, { file, field: "stage" });
   }
-  const recorded = (k: string) => (metadata.config && k in metadata.config ? metadata.config[k] : SETTINGS_ADDED_LATER[k]);
-  const differs = Object.keys(config).filter((k) => JSON.stringify(config[k]) !== JSON.stringify(recorded(k)));
+  const differs = settingsDiffering(config, metadata.config);
   if (differs.length > 0) {
     throw new ClaraError(
       "E_CHECKPOINT_MISMATCH",
