@@ -71,15 +71,16 @@ export interface NativeGenerateResult {
   decodeSeconds: number;
 }
 
+/** Every value given (Model.createTrainer fills them from DEFAULTS): the addon's fallbacks are not relied on. */
 export interface NativeTrainerOptions {
   trainable: string[];
-  adamw?: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number };
-  schedule?: { kind?: "cosine" | "constant"; lr?: number; minLrRatio?: number; warmupSteps?: number; totalSteps?: number };
-  maxGradNorm?: number;
+  adamw: { beta1: number; beta2: number; eps: number; weightDecay: number };
+  schedule: { kind: "cosine" | "constant"; lr: number; minLrRatio: number; warmupSteps: number; totalSteps: number };
+  maxGradNorm: number;
   /** A distributed backend ("ring", "mpi", "jaccl", "nccl", "any") to average gradients over. */
   distributed?: string;
-  /** Micro-batches evaluated at once on separate CPU streams (1 or 2, default 2). */
-  lanes?: number;
+  /** Micro-batches evaluated at once on separate CPU streams (1 or 2). */
+  lanes: 1 | 2;
 }
 
 export interface NativeOptimizerState {
@@ -96,7 +97,7 @@ export interface NativeModel {
     batch: NativeBatch,
     options?: { adapter?: string; maxTokens?: number; temperature?: number; topP?: number; stopTokens?: number[]; seed?: number },
   ): Promise<NativeGenerateResult>;
-  addAdapter(name: string, options?: { rank?: number; alpha?: number; dropout?: number; seed?: number }): Promise<void>;
+  addAdapter(name: string, options: { rank: number; alpha: number; dropout: number; seed: number }): Promise<void>;
   copyAdapter(from: string, to: string): Promise<void>;
   removeAdapter(name: string): Promise<void>;
   adapters(): Promise<NativeAdapterInfo[]>;

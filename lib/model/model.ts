@@ -14,6 +14,7 @@ import type { Tensor } from "../tensor";
 import { resolveQuantization, type Quantization, type QuantizeOption } from "./quantization";
 import { Tokenizer } from "../tokenizer";
 import type { ModelConfig } from "./config";
+import { DEFAULTS } from "../clara/config";
 import { locateModel, type ModelFiles } from "./files";
 
 export type ComputeDType = "float32" | "bfloat16" | "float16";
@@ -236,7 +237,8 @@ export class Model {
 
   addAdapter(name: string, options: AdapterOptions = {}): Promise<void> {
     if (typeof name !== "string" || !/^[A-Za-z0-9_-]+$/.test(name)) throw invalidArgument("name", "an adapter name of letters, digits, _ or -", name);
-    return this.#native.addAdapter(name, options);
+    const lora = DEFAULTS.lora;
+    return this.#native.addAdapter(name, { rank: options.rank ?? lora.rank, alpha: options.alpha ?? lora.alpha, dropout: options.dropout ?? lora.dropout, seed: options.seed ?? 0 });
   }
 
   copyAdapter(from: string, to: string): Promise<void> {
@@ -331,19 +333,27 @@ export class Model {
     if (!Array.isArray(options.trainable) || options.trainable.length === 0) {
       throw invalidArgument("trainable", "a non-empty list of adapter or parameter names", options.trainable);
     }
+    // Every value explicitly (DEFAULTS, the one table; a stage's come resolved): the addon's own
+    // fallbacks are never used.
+    const adamw = DEFAULTS.adamw;
     return this.#native.createTrainer({
       trainable: options.trainable,
-      adamw: { beta1: options.beta1, beta2: options.beta2, eps: options.eps, weightDecay: options.weightDecay },
-      schedule: {
-        kind: options.schedule ?? "cosine",
-        lr: options.lr ?? 1e-4,
-        minLrRatio: options.minLrRatio,
-        warmupSteps: options.warmupSteps,
-        totalSteps: options.totalSteps,
+      adamw: {
+        beta1: options.beta1 ?? adamw.beta1,
+        beta2: options.beta2 ?? adamw.beta2,
+        eps: options.eps ?? adamw.eps,
+        weightDecay: options.weightDecay ?? adamw.weightDecay,
       },
-      maxGradNorm: options.maxGradNorm,
+      schedule: {
+        kind: options.schedule ?? DEFAULTS.schedule.stage1,
+        lr: options.lr ?? DEFAULTS.lr.stage1,
+        minLrRatio: options.minLrRatio ?? DEFAULTS.minLrRatio,
+        warmupSteps: options.warmupSteps ?? 0,
+        totalSteps: options.totalSteps ?? 1,
+      },
+      maxGradNorm: options.maxGradNorm ?? DEFAULTS.maxGradNorm,
       distributed: options.distributed,
-      lanes: options.lanes,
+      lanes: options.lanes ?? DEFAULTS.lanes,
     });
   }
 
