@@ -14,7 +14,7 @@ import { readEndToEndRecords, readInstructionRecords } from "../lib/data/records
 import { writeTinyModel } from "../tools/tiny-model";
 import { readConfigFile } from "../tools/commands/config-file";
 import { pipelineEvalSettings, pipelineStageSettings } from "../tools/commands/resolve";
-import { withDefaults } from "../tools/commands/train";
+import { stageCommandSettings } from "../tools/commands/stage-settings";
 import { assertBuilt } from "./helpers/built-cli";
 
 const REPO = path.resolve(__dirname, "..");
@@ -412,9 +412,9 @@ describe("running", () => {
   test("the demo's settings are a valid config whose data files exist", () => {
     const cfg = readConfigFile(path.join(REPO, "tools", "commands", "demo.yaml"));
     for (const stage of ["stage1", "stage2", "stage3"] as const) {
-      const s = withDefaults(stage, pipelineStageSettings(stage, "demo", {}, cfg));
-      for (const key of ["data", "evalData"]) expect(fs.existsSync(path.join(REPO, s[key] as string))).toBe(true);
-      expect(s.maxSteps).toBeGreaterThan(0);
+      const { run, config } = stageCommandSettings(stage, pipelineStageSettings(stage, "demo", {}, cfg));
+      for (const file of [run.data, run.evalData]) expect(fs.existsSync(path.join(REPO, file ?? "(none)"))).toBe(true);
+      expect(config.maxSteps).toBeGreaterThan(0);
     }
     expect(pipelineEvalSettings("demo", {}, cfg)).toMatchObject({ maxQuestions: expect.any(Number) });
   });

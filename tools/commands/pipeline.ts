@@ -100,14 +100,15 @@ export async function runPipeline(a: PipelineArgs): Promise<PipelineResult> {
   try {
     for (const p of prepared) {
       bindInputs(p);
-      const out = p.effective.out as string;
+      const out = p.run.out;
       const check = isCompleteMatch(p);
       if (check.match && !shared.force) {
         const outcome = skippedOutcome(p);
-        if (p.effective.plots && !fs.existsSync(path.join(p.effective.results as string, `${p.stage}_loss.png`))) {
+        const curve = path.join(p.run.results, `${p.stage}_loss.png`);
+        if (p.run.plots && !fs.existsSync(curve)) {
           const progress = (readCheckpoint(out).metadata.progress ?? {}) as { history?: TrainSummary["history"]; evals?: TrainSummary["evals"] };
-          outcome.curve = await plotCurve(p.stage, progress.history ?? [], progress.evals ?? [], p.effective.results as string, ui);
-        } else if (p.effective.plots) outcome.curve = path.join(p.effective.results as string, `${p.stage}_loss.png`);
+          outcome.curve = await plotCurve(p.stage, progress.history ?? [], progress.evals ?? [], p.run.results, ui);
+        } else if (p.run.plots) outcome.curve = curve;
         ui.info(`${p.stage}: ${out} is complete and matches the config; skipping it (--force retrains)`);
         ui.event({ type: "skip", stage: p.stage, checkpoint: out });
         outcomes.push(outcome);
@@ -136,7 +137,7 @@ export async function runPipeline(a: PipelineArgs): Promise<PipelineResult> {
       qaFile,
       outDir: results,
       modelPath: model,
-      k: (ev.k as number | undefined) ?? (prepared[2].effective.k as number),
+      k: (ev.k as number | undefined) ?? retrievalK(prepared[2]),
       maxQuestions: ev.maxQuestions as number | undefined,
       maxNewTokens: ev.maxNewTokens as number | undefined,
       maxCompressionChunks: ev.maxCompressionChunks as number | undefined,
@@ -155,8 +156,14 @@ export async function runPipeline(a: PipelineArgs): Promise<PipelineResult> {
   return result;
 }
 
+/** Stage 3's k: the evaluation's retrieval top-k unless eval.k says otherwise. */
+function retrievalK(p: Prepared): number {
+  if (p.stage !== "stage3") throw new Error(`the pipeline's third stage is ${p.stage}`);
+  return p.config.k;
+}
+
 function skippedOutcome(p: Prepared): StageOutcome {
-  const out = p.effective.out as string;
+  const out = p.run.out;
   const { metadata } = readCheckpoint(out);
   const progress = (metadata.progress ?? {}) as { history?: TrainSummary["history"]; evals?: TrainSummary["evals"] };
   const last = progress.history?.[progress.history.length - 1];

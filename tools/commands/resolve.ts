@@ -1,4 +1,4 @@
-// Merging settings: the defaults (applied later, in train.ts), then the --config file's top
+// Merging settings: the defaults (applied later: stage-settings.ts), then the --config file's top
 // level, then its section for the stage or command, then flags (for pipeline and demo, then
 // --stageN.<key> flags). Unknown or misplaced keys are errors naming the file, line and key.
 

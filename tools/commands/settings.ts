@@ -1,7 +1,8 @@
 // The settings of every clara-train command: one table that gives the command-line flags
 // (kebab-case), the keys of --config files (camelCase; kebab-case is accepted too), their types
 // and which commands read them. Flags override the config file; the config file overrides the
-// defaults (which come from lib/clara/config.ts DEFAULTS, applied in train.ts).
+// defaults (lib/clara/config.ts DEFAULTS, filled in by resolveStageConfig; stage-settings.ts
+// fills the CLI's own: paths and display).
 
 import { ClaraError } from "../../lib";
 

@@ -1,12 +1,12 @@
-// `clara-train stage1|stage2|stage3`: one CLaRa stage from validated settings. Everything a
-// user can get wrong is checked before the model loads (settings, output folders, every data
-// record, the starting checkpoint); then the trainer runs with a progress display, Ctrl-C
-// stops it after the current update with a resumable checkpoint, and a non-finite loss stops
-// it with the last good checkpoint untouched. The effective configuration is saved beside the
-// checkpoint (<name>.config.json) and inside it (metadata.config), the loss curve and a summary
-// go to the results folder.
+// `clara-train stage1|stage2|stage3`: one CLaRa stage from validated settings (parsed by
+// stage-settings.ts and resolved by lib/trainers/stage-config.ts, as the trainers resolve the
+// API's; what is the CLI's own is the data files, the paths and the display). Everything a user can get wrong is checked before the model
+// loads (settings, output folders, every data record, the starting checkpoint); then the trainer
+// runs with a progress display, Ctrl-C stops it after the current update with a resumable
+// checkpoint, and a non-finite loss stops it with the last good checkpoint untouched. The
+// effective configuration is saved beside the checkpoint (<name>.config.json) and inside it
+// (metadata.config), the loss curve and a summary go to the results folder.
 
-import { parseQuantizeFlag } from "../../lib/model/quantization";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -24,32 +24,31 @@ import {
   type EndToEndRecord,
   type InstructionRecord,
   type PretrainRecord,
-  type QueryReasonerInit,
   type StageOptions,
   type TrainEvent,
   type TrainSummary,
 } from "../../lib";
-import { CLARA_DEFAULTS as DEFAULTS, type MemoryInput } from "../../lib/model";
+import { CLARA_DEFAULTS as DEFAULTS } from "../../lib/model";
 import { memoryTokenCount } from "../../lib/clara/config";
 import { trimCandidates } from "../../lib/data/records";
 import { writeFileAtomic } from "../../lib/io/atomic";
 import { locateModel } from "../../lib/model/files";
 import { lineChartPng, writePng } from "../../lib/report/plot";
-import type { StagePlan } from "../../lib/trainers/trainer";
-import { PRESENTATION_KEYS, type Settings } from "./settings";
+import { checkStageRecords, checkStartingShape, type Stage1Config, type Stage2Config, type Stage3Config, type StageConfig } from "../../lib/trainers/stage-config";
+import type { Settings } from "./settings";
+import {
+  DEFAULT_MODEL,
+  flagOf,
+  stageCommandSettings,
+  STAGES,
+  trainingSettings,
+  type StageCommandSettings,
+  type StageName,
+  type StageRun,
+} from "./stage-settings";
 import { CliExit, EXIT, fmtLoss, duration, type Ui } from "./ui";
 
-export type StageName = "stage1" | "stage2" | "stage3";
-export const STAGES: readonly StageName[] = ["stage1", "stage2", "stage3"];
-
-/** The plan's default paths. */
-export const PLAN_PATHS: Record<StageName, string> = {
-  stage1: "checkpoints/stage1/compressor.npz",
-  stage2: "checkpoints/stage2/generator.npz",
-  stage3: "checkpoints/stage3/full_system.npz",
-};
-export const DEFAULT_MODEL = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-export const DEFAULT_RESULTS = "results";
+export { DEFAULT_MODEL, DEFAULT_RESULTS, PLAN_PATHS, STAGES, type StageName } from "./stage-settings";
 
 const STAGE_TITLES: Record<StageName, string> = {
   stage1: "stage 1 (compressor pretraining)",
@@ -81,98 +80,6 @@ export interface StageOutcome {
   summaryFile: string | null;
   skipped: boolean;
   truncatedDocuments: number;
-}
-
-// ---------------------------------------------------------------------------------------
-// Settings with defaults
-
-/** The settings of a stage with every default filled in (stages 2-3: the shape comes from the checkpoint). */
-export function withDefaults(stage: StageName, s: Settings): Settings {
-  const e: Settings = { ...s };
-  const need = (key: string, example: string) => {
-    if (e[key] === undefined) {
-      throw new ClaraError("E_INVALID_ARGUMENT", `${stage} needs ${example}`, { field: `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` });
-    }
-  };
-  need("data", `training records: --data <file.jsonl> (e.g. ${exampleData(stage)}), or "data:" in the --config file`);
-  e.out ??= PLAN_PATHS[stage];
-  e.results ??= DEFAULT_RESULTS;
-  e.plots ??= true;
-  if (stage === "stage1") {
-    e.model ??= DEFAULT_MODEL;
-    e.compressionRate ??= DEFAULTS.compressionRate;
-    e.docMaxLength ??= DEFAULTS.docMaxLength;
-    e.loraRank ??= DEFAULTS.lora.rank;
-    e.loraAlpha ??= DEFAULTS.lora.alpha;
-    e.loraDropout ??= DEFAULTS.lora.dropout;
-  } else {
-    e.from ??= stage === "stage2" ? PLAN_PATHS.stage1 : PLAN_PATHS.stage2;
-    e.k ??= DEFAULTS.k[stage];
-  }
-  if (stage === "stage2") {
-    e.keepGenerator ??= false;
-    e.trainMemoryTokens ??= false;
-  }
-  if (stage === "stage3") {
-    e.tau ??= DEFAULTS.tau;
-    e.queryReasonerInit ??= "compressor";
-  }
-  e.lr ??= DEFAULTS.lr[stage];
-  e.schedule ??= DEFAULTS.schedule[stage];
-  e.batchSize ??= DEFAULTS.batchSize[stage];
-  if (e.accumulation !== undefined) {
-    const micro = (e.batchSize as number) / (e.accumulation as number);
-    if (!Number.isInteger(micro)) {
-      throw new ClaraError("E_INVALID_ARGUMENT", `--accumulation ${e.accumulation} must divide --batch-size ${e.batchSize}`, { field: "--accumulation" });
-    }
-    if (e.microBatchSize !== undefined && e.microBatchSize !== micro) {
-      throw new ClaraError("E_INVALID_ARGUMENT", `--micro-batch-size ${e.microBatchSize} disagrees with --batch-size / --accumulation = ${micro}; give one of them`, {
-        field: "--micro-batch-size",
-      });
-    }
-    e.microBatchSize = micro;
-    delete e.accumulation;
-  }
-  e.microBatchSize ??= 1;
-  e.epochs ??= DEFAULTS.epochs;
-  e.seed ??= DEFAULTS.seed;
-  e.evalSplit ??= 0;
-  e.evalEvery ??= 0;
-  e.checkpointEvery ??= 0;
-  e.checkpointMinutes ??= DEFAULTS.checkpointMinutes;
-  e.warmupRatio ??= DEFAULTS.warmupRatio;
-  e.minLrRatio ??= DEFAULTS.minLrRatio;
-  e.maxGradNorm ??= DEFAULTS.maxGradNorm;
-  e.weightDecay ??= DEFAULTS.adamw.weightDecay;
-  e.maxLength ??= DEFAULTS.maxLength[stage];
-  checkRanges(e);
-  return e;
-}
-
-function exampleData(stage: StageName): string {
-  return { stage1: "example/pretrain.jsonl", stage2: "example/instruction.jsonl", stage3: "example/end_to_end.jsonl" }[stage];
-}
-
-function checkRanges(e: Settings): void {
-  const bad = (key: string, expected: string) =>
-    new ClaraError("E_INVALID_ARGUMENT", `must be ${expected}, got ${e[key]}`, { field: `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` });
-  const positive = ["batchSize", "microBatchSize", "maxSteps", "limit", "evalLimit", "k", "candidates", "loraRank", "compressionRate", "docMaxLength", "maxLength"];
-  for (const key of positive) if (e[key] !== undefined && !((e[key] as number) >= 1)) throw bad(key, "at least 1");
-  for (const key of ["evalEvery", "checkpointEvery", "checkpointMinutes", "mseWeight", "weightDecay", "warmupRatio", "minLrRatio"]) if (e[key] !== undefined && (e[key] as number) < 0) throw bad(key, "0 or more");
-  for (const key of ["lr", "epochs", "maxGradNorm", "tau", "loraAlpha"]) if (e[key] !== undefined && !((e[key] as number) > 0)) throw bad(key, "greater than 0");
-  if (!((e.evalSplit as number) >= 0 && (e.evalSplit as number) < 1)) throw bad("evalSplit", "in [0, 1)");
-  if (e.loraDropout !== undefined && !((e.loraDropout as number) >= 0 && (e.loraDropout as number) < 1)) throw bad("loraDropout", "in [0, 1)");
-  if (e.lanes !== undefined && e.lanes !== 1 && e.lanes !== 2) throw bad("lanes", "1 or 2");
-  if ((e.microBatchSize as number) > (e.batchSize as number)) {
-    throw new ClaraError("E_INVALID_ARGUMENT", `must be at most --batch-size (${e.batchSize}), got ${e.microBatchSize}`, { field: "--micro-batch-size" });
-  }
-  if (e.compressionRate !== undefined && e.docMaxLength !== undefined) {
-    try {
-      memoryTokenCount({ compressionRate: e.compressionRate as number, docMaxLength: e.docMaxLength as number });
-    } catch (err) {
-      throw new ClaraError("E_INVALID_ARGUMENT", `${(err as Error).message}; e.g. --doc-max-length 256 --compression-rate 32`, { field: "--compression-rate" });
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -210,56 +117,46 @@ export function configFileFor(checkpoint: string): string {
   return checkpoint.replace(/\.npz$/, "") + ".config.json";
 }
 
-
-interface LoadedData {
-  train: Array<PretrainRecord | InstructionRecord | EndToEndRecord>;
-  eval?: Array<PretrainRecord | InstructionRecord | EndToEndRecord>;
+interface LoadedData<R> {
+  train: R[];
+  eval?: R[];
   escaped: number;
 }
 
-function readStageRecords(stage: StageName, e: Settings, file: string, limit: number | undefined, flag: string): { records: LoadedData["train"]; escaped: number } {
-  try {
-    return readStageRecordsOf(stage, e, file, limit);
-  } catch (err) {
-    // A file that cannot be read at all: name the flag that gave it.
-    if (err instanceof ClaraError && err.code === "E_IO" && err.field === undefined) {
-      throw new ClaraError("E_IO", `${err.message.replace(`Could not read ${file}: `, "cannot read it: ")}; check the path given to ${flag}`, { file, field: flag, cause: err });
+/** Training (and held-out) records of one kind, read and checked record by record. */
+function loadData<R>(run: StageRun, read: (file: string) => { records: R[]; escaped: number }): LoadedData<R> {
+  const named = (file: string, limit: number | undefined, flag: string) => {
+    try {
+      const r = read(file);
+      return { records: limit !== undefined ? r.records.slice(0, limit) : r.records, escaped: r.escaped };
+    } catch (err) {
+      // A file that cannot be read at all: name the flag that gave it.
+      if (err instanceof ClaraError && err.code === "E_IO" && err.field === undefined) {
+        throw new ClaraError("E_IO", `${err.message.replace(`Could not read ${file}: `, "cannot read it: ")}; check the path given to ${flag}`, { file, field: flag, cause: err });
+      }
+      throw err;
     }
-    throw err;
+  };
+  const train = named(run.data, run.limit, "--data");
+  const data: LoadedData<R> = { train: train.records, escaped: train.escaped };
+  if (run.evalData !== undefined) {
+    const held = named(run.evalData, run.evalLimit, "--eval-data");
+    data.eval = held.records;
+    data.escaped += held.escaped;
   }
+  return data;
 }
 
-function readStageRecordsOf(stage: StageName, e: Settings, file: string, limit: number | undefined): { records: LoadedData["train"]; escaped: number } {
-  let records: LoadedData["train"];
-  let escaped: number;
-  if (stage === "stage1") ({ records, stats: { escaped } } = readPretrainRecords(file));
-  else if (stage === "stage2") ({ records, stats: { escaped } } = readInstructionRecords(file, { k: e.k as number }));
-  else {
-    const r = readEndToEndRecords(file, {});
-    escaped = r.stats.escaped;
-    let list = r.records;
-    if (e.candidates !== undefined) list = trimCandidates(list, e.candidates as number, file);
-    const n = list[0].docs.length;
-    for (const rec of list) {
-      if (rec.docs.length !== n) {
-        throw new ClaraError(
-          "E_DATA_FIELD",
-          `has ${rec.docs.length} candidate documents but the first record has ${n}; every stage-3 record needs the same number (or pass --candidates N to keep N of each)`,
-          { file, line: rec.line, field: "docs" },
-        );
-      }
-    }
-    if ((e.k as number) > n) {
-      throw new ClaraError("E_INVALID_ARGUMENT", `k = ${e.k} is larger than the ${n} candidates per question in ${file}; lower --k`, { field: "--k" });
-    }
-    records = list;
-  }
-  return { records: limit !== undefined ? records.slice(0, limit) : records, escaped };
+/** Stage-3 records: trimmed to --candidates, and checked against k (resolveStageConfig's checkStageRecords). */
+function readStage3Records(file: string, config: Stage3Config, candidates: number | undefined): { records: EndToEndRecord[]; escaped: number } {
+  const r = readEndToEndRecords(file, {});
+  const records = candidates !== undefined ? trimCandidates(r.records, candidates, file) : r.records;
+  checkStageRecords(config, records, { file, name: flagOf });
+  return { records, escaped: r.stats.escaped };
 }
 
 /** The starting checkpoint of stage 2/3: present, a complete earlier stage, and of the requested shape. */
-function checkFrom(stage: StageName, e: Settings): CheckpointMetadata {
-  const from = e.from as string;
+function checkFrom(stage: StageName, from: string, config: StageConfig): CheckpointMetadata {
   if (!fs.existsSync(from)) {
     const previous = stage === "stage2" ? "stage1" : "stage2";
     throw new ClaraError("E_CHECKPOINT", `does not exist; train ${previous} first (npx clara-train ${previous} ...) or pass --from <checkpoint>`, {
@@ -279,37 +176,17 @@ function checkFrom(stage: StageName, e: Settings): CheckpointMetadata {
       { file: from, field: "complete" },
     );
   }
-  for (const [key, flag] of [
-    ["compressionRate", "--compression-rate"],
-    ["docMaxLength", "--doc-max-length"],
-  ] as const) {
-    const have = metadata.clara[key];
-    if (e[key] !== undefined && e[key] !== have) {
-      throw new ClaraError(
-        "E_CHECKPOINT_MISMATCH",
-        `was trained with ${key} ${have}, not ${e[key]}; pass ${flag} ${have} (or leave it out), or retrain ${metadata.stage} with ${flag} ${e[key]}`,
-        { file: from, field: `clara.${key}` },
-      );
-    }
-    e[key] = have;
-  }
+  checkStartingShape(config, metadata.clara, { file: from, stage: metadata.stage, name: flagOf });
   return metadata;
 }
 
 // ---------------------------------------------------------------------------------------
 // The run
 
-/** The settings that define the trained weights (what resume and skip compare). */
-export function trainingSettings(e: Settings): Settings {
-  const out: Settings = {};
-  for (const key of Object.keys(e).sort()) if (!PRESENTATION_KEYS.has(key) && e[key] !== undefined) out[key] = e[key];
-  return out;
-}
-
-export interface Prepared {
-  stage: StageName;
-  effective: Settings;
-  data: LoadedData;
+interface PreparedOf<S extends StageName, C extends StageConfig, R> extends StageCommandSettings {
+  stage: S;
+  config: C;
+  data: LoadedData<R>;
   /** Set by bindInputs: hashes of the data and the starting checkpoint. */
   inputs: Record<string, unknown>;
   /** sha256 of the training settings and inputs: a complete checkpoint with this hash needs no retraining. */
@@ -318,37 +195,68 @@ export interface Prepared {
   fromStage?: CheckpointMetadata["stage"];
 }
 
+/** A stage ready to run: its settings and its records, of the stage's kinds. */
+export type Prepared =
+  | PreparedOf<"stage1", Stage1Config, PretrainRecord>
+  | PreparedOf<"stage2", Stage2Config, InstructionRecord>
+  | PreparedOf<"stage3", Stage3Config, EndToEndRecord>;
+
 /**
  * Validates everything that can be validated without the model or the starting checkpoint:
  * settings, output folders, the model path and every data record.
  */
 export function prepareStage(stage: StageName, settings: Settings, ui: Ui): Prepared {
-  const e = withDefaults(stage, settings);
-  if (fs.existsSync(e.out as string) && fs.statSync(e.out as string).isDirectory()) {
-    throw new ClaraError("E_IO", `is a folder; --out names the checkpoint file to write, e.g. ${path.join(e.out as string, `${stage}.npz`)}`, { file: e.out as string, field: "--out" });
+  const { run, config, effective } = stageCommandSettings(stage, settings);
+  if (fs.existsSync(run.out) && fs.statSync(run.out).isDirectory()) {
+    throw new ClaraError("E_IO", `is a folder; --out names the checkpoint file to write, e.g. ${path.join(run.out, `${stage}.npz`)}`, { file: run.out, field: "--out" });
   }
-  ensureWritableDir(path.dirname(path.resolve(e.out as string)), "--out");
-  ensureWritableDir(e.results as string, "--results");
-  if (stage === "stage1" || e.model !== undefined) checkModelPath(e.model as string);
-  if (stage === "stage1") checkDocumentFits(e.model as string, e.docMaxLength as number, e.compressionRate as number);
-  const train = readStageRecords(stage, e, e.data as string, e.limit as number | undefined, "--data");
-  const data: LoadedData = { train: train.records, escaped: train.escaped };
-  if (e.evalData !== undefined) {
-    const held = readStageRecords(stage, e, e.evalData as string, e.evalLimit as number | undefined, "--eval-data");
-    data.eval = held.records;
-    data.escaped += held.escaped;
+  ensureWritableDir(path.dirname(path.resolve(run.out)), "--out");
+  ensureWritableDir(run.results, "--results");
+  if (run.model !== undefined) checkModelPath(run.model);
+  const unbound = { run, effective, inputs: {}, settingsHash: "" };
+  let p: Prepared;
+  if (config.stage === "stage1") {
+    checkDocumentFits(modelOf(run), config.docMaxLength, config.compressionRate);
+    p = { ...unbound, stage: config.stage, config, data: loadData(run, (f) => flatStats(readPretrainRecords(f))) };
+  } else if (config.stage === "stage2") {
+    p = { ...unbound, stage: config.stage, config, data: loadData(run, (f) => flatStats(readInstructionRecords(f, { k: config.k }))) };
+  } else {
+    p = { ...unbound, stage: config.stage, config, data: loadData(run, (f) => readStage3Records(f, config, run.candidates)) };
   }
-  if (data.escaped > 0) ui.warn(`${data.escaped} literal special-token strings (<MEM0>, <ENC>, …) in the data were broken with a zero-width space`, { escaped: data.escaped });
-  return { stage, effective: e, data, inputs: {}, settingsHash: "" };
+  const escaped = p.data.escaped;
+  if (escaped > 0) ui.warn(`${escaped} literal special-token strings (<MEM0>, <ENC>, …) in the data were broken with a zero-width space`, { escaped });
+  return p;
+}
+
+function flatStats<R>(r: { records: R[]; stats: { escaped: number } }): { records: R[]; escaped: number } {
+  return { records: r.records, escaped: r.stats.escaped };
+}
+
+/** Stage 1's base model (parseStageSettings defaults it). */
+function modelOf(run: StageRun): string {
+  if (run.model === undefined) throw new Error("no base model: stages 2-3 take the checkpoint's");
+  return run.model;
+}
+
+/** Stages 2-3's starting checkpoint (parseStageSettings defaults it). */
+function fromOf(run: StageRun): string {
+  if (run.from === undefined) throw new Error("stage 1 has no starting checkpoint");
+  return run.from;
 }
 
 /** Checks the starting checkpoint (stages 2-3) and fixes the identity of the run's inputs. */
 export function bindInputs(p: Prepared): Prepared {
-  const e = p.effective;
-  if (p.stage !== "stage1") p.fromStage = checkFrom(p.stage, e).stage;
-  const inputs: Record<string, unknown> = { dataSha256: sha256File(e.data as string) };
-  if (e.evalData !== undefined) inputs.evalDataSha256 = sha256File(e.evalData as string);
-  if (p.stage !== "stage1") inputs.fromSha256 = sha256File(e.from as string);
+  const { run, effective: e } = p;
+  if (p.stage !== "stage1") {
+    const metadata = checkFrom(p.stage, fromOf(run), p.config);
+    p.fromStage = metadata.stage;
+    // The run continues the checkpoint's shape, and records it.
+    e.compressionRate = metadata.clara.compressionRate;
+    e.docMaxLength = metadata.clara.docMaxLength;
+  }
+  const inputs: Record<string, unknown> = { dataSha256: sha256File(run.data) };
+  if (run.evalData !== undefined) inputs.evalDataSha256 = sha256File(run.evalData);
+  if (run.from !== undefined) inputs.fromSha256 = sha256File(run.from);
   p.inputs = inputs;
   p.settingsHash = createHash("sha256")
     .update(JSON.stringify({ settings: trainingSettings(e), inputs }))
@@ -378,7 +286,7 @@ function checkDocumentFits(model: string, docMaxLength: number, compressionRate:
 
 /** Whether the prepared stage's checkpoint is a complete run of exactly these settings and inputs. */
 export function isCompleteMatch(p: Prepared): { match: boolean; why: string } {
-  const checkpoint = p.effective.out as string;
+  const checkpoint = p.run.out;
   if (!fs.existsSync(checkpoint)) return { match: false, why: "no checkpoint yet" };
   let metadata: CheckpointMetadata;
   try {
@@ -398,17 +306,17 @@ export function isCompleteMatch(p: Prepared): { match: boolean; why: string } {
 
 /** Runs a prepared stage. Throws CliExit(130) after an interruption (the resume command printed). */
 export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "settings" | "stage">): Promise<StageOutcome> {
-  const { stage, effective: e } = p;
+  const { stage, run, effective: e } = p;
   const ui = o.ui;
   if (!p.settingsHash) bindInputs(p);
   if (stage === "stage3" && p.fromStage === "stage1") {
     ui.warn(
-      `stage3 starts from a stage-1 checkpoint (${e.from as string}): its generator has never answered in the stage-2/3 template; ` +
+      `stage3 starts from a stage-1 checkpoint (${fromOf(run)}): its generator has never answered in the stage-2/3 template; ` +
         "the reference allows this, but stage 2 first usually answers better",
       { fromStage: "stage1" },
     );
   }
-  const out = e.out as string;
+  const out = run.out;
   const configFile = configFileFor(out);
   if (o.resume) {
     if (!fs.existsSync(out)) {
@@ -417,7 +325,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
   } else if (fs.existsSync(out)) {
     try {
       const m = readCheckpoint(out).metadata;
-      if (!m.complete && !e.force) {
+      if (!m.complete && !run.force) {
         throw new ClaraError(
           "E_CHECKPOINT",
           `holds an unfinished ${m.stage} run (update ${m.step}): continue it with --resume, or start over with --force (which replaces it)`,
@@ -431,27 +339,9 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
     }
   }
 
-  const train = p.data.train;
+  // The resolved settings and the run's wiring: the trainer resolves them again to the same config.
   const options: StageOptions = {
     out,
-    batchSize: e.batchSize as number,
-    microBatchSize: e.microBatchSize as number,
-    lanes: e.lanes as 1 | 2 | undefined,
-    epochs: e.epochs as number,
-    maxSteps: e.maxSteps as number | undefined,
-    lr: e.lr as number,
-    schedule: e.schedule as "cosine" | "constant",
-    warmupRatio: e.warmupRatio as number,
-    minLrRatio: e.minLrRatio as number,
-    maxGradNorm: e.maxGradNorm as number,
-    weightDecay: e.weightDecay as number,
-    seed: e.seed as number,
-    evalSplit: e.evalSplit as number,
-    evalEvery: e.evalEvery as number,
-    checkpointEvery: e.checkpointEvery as number,
-    checkpointMinutes: e.checkpointMinutes as number,
-    mseWeight: e.mseWeight as number | undefined,
-    maxLength: e.maxLength as number,
     resume: o.resume,
     recordConfig: { ...trainingSettings(e), ...p.inputs, settingsHash: p.settingsHash },
     signal: o.signal,
@@ -461,7 +351,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
   let firstUpdate = 1;
   let totalSteps = 0;
   let lastCheckpoint: { step: number } | null = null;
-  if (typeof e.logEvery === "number") ui.logEvery = e.logEvery;
+  if (run.logEvery !== undefined) ui.logEvery = run.logEvery;
   const show = ui.trainEvents(stage);
   options.onEvent = (ev: TrainEvent) => {
     if (ev.type === "start") {
@@ -474,37 +364,12 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
     show(ev);
   };
 
-  ui.info(`${STAGE_TITLES[stage]}: ${train.length} records from ${e.data}${p.data.eval ? `, ${p.data.eval.length} held out from ${e.evalData}` : ""}`);
+  ui.info(`${STAGE_TITLES[stage]}: ${p.data.train.length} records from ${run.data}${p.data.eval ? `, ${p.data.eval.length} held out from ${run.evalData}` : ""}`);
   const started = performance.now();
-  let trainer: Stage1Trainer | Stage2Trainer | Stage3Trainer;
-  if (stage === "stage1") {
-    trainer = await Stage1Trainer.create(e.model as string, train as PretrainRecord[], {
-      ...options,
-      compressionRate: e.compressionRate as number,
-      docMaxLength: e.docMaxLength as number,
-      lora: { rank: e.loraRank as number, alpha: e.loraAlpha as number, dropout: e.loraDropout as number },
-      quantize: parseQuantizeFlag(e.quantize as string | undefined, e.groupSize as number | undefined),
-      memoryInput: e.memoryInput as MemoryInput | undefined,
-    });
-  } else if (stage === "stage2") {
-    trainer = await Stage2Trainer.fromCheckpoint(e.from as string, train as InstructionRecord[], {
-      ...options,
-      modelPath: e.model as string | undefined,
-      keepGenerator: e.keepGenerator as boolean,
-      trainMemoryTokens: e.trainMemoryTokens as boolean,
-    });
-  } else {
-    trainer = await Stage3Trainer.fromCheckpoint(e.from as string, train as EndToEndRecord[], {
-      ...options,
-      modelPath: e.model as string | undefined,
-      k: e.k as number,
-      tau: e.tau as number,
-      queryReasonerInit: e.queryReasonerInit as QueryReasonerInit,
-    });
-  }
+  const trainer = await createTrainer(p, options);
   const clara = trainer.clara;
   try {
-    const truncated = countTruncated(clara, [...trainer.train, ...trainer.heldOut] as LoadedData["train"]);
+    const truncated = countTruncated(clara, [...trainer.train, ...trainer.heldOut]);
     if (truncated.count > 0) {
       ui.warn(
         `${truncated.count} of ${truncated.total} documents are longer than the document length (${clara.docMaxLength} tokens) and will be truncated to it; raise --doc-max-length to keep more`,
@@ -520,7 +385,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
     try {
       summary = await trainer.run();
     } catch (err) {
-      if (err instanceof ClaraError && err.code === "E_NONFINITE") throw nonFinite(stage, err, e, steps + 1, firstUpdate, lastCheckpoint, out);
+      if (err instanceof ClaraError && err.code === "E_NONFINITE") throw nonFinite(p, err, steps + 1, firstUpdate, lastCheckpoint);
       throw err;
     }
     const seconds = (performance.now() - started) / 1000;
@@ -531,7 +396,7 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
       ui.notice(`resume with: ${cmd}`);
       throw new CliExit(EXIT.interrupted);
     }
-    const outcome = await writeResults(stage, summary, e, p, configFile, seconds, ui);
+    const outcome = await writeResults(p, summary, configFile, seconds, ui);
     outcome.truncatedDocuments = truncated.count;
     return outcome;
   } finally {
@@ -539,8 +404,15 @@ export async function runPrepared(p: Prepared, o: Omit<StageRunOptions, "setting
   }
 }
 
+/** The stage's trainer on the prepared records, with the resolved settings and the run's wiring. */
+function createTrainer(p: Prepared, options: StageOptions): Promise<Stage1Trainer | Stage2Trainer | Stage3Trainer> {
+  if (p.stage === "stage1") return Stage1Trainer.create(modelOf(p.run), p.data.train, { ...p.config, ...options });
+  const from = fromOf(p.run);
+  if (p.stage === "stage2") return Stage2Trainer.fromCheckpoint(from, p.data.train, { ...p.config, ...options, modelPath: p.run.model });
+  return Stage3Trainer.fromCheckpoint(from, p.data.train, { ...p.config, ...options, modelPath: p.run.model });
+}
 
-function countTruncated(clara: ClaraModel, records: LoadedData["train"]): { count: number; total: number } {
+function countTruncated(clara: ClaraModel, records: ReadonlyArray<PretrainRecord | InstructionRecord | EndToEndRecord>): { count: number; total: number } {
   const docs = new Set<string>();
   for (const r of records) {
     if ("doc" in r) docs.add(r.doc);
@@ -551,14 +423,16 @@ function countTruncated(clara: ClaraModel, records: LoadedData["train"]): { coun
   return { count, total: docs.size };
 }
 
-function nonFinite(stage: StageName, err: ClaraError, e: Settings, update: number, firstUpdate: number, last: { step: number } | null, out: string): ClaraError {
-  const lr = e.lr as number;
+function nonFinite(p: Prepared, err: ClaraError, update: number, firstUpdate: number, last: { step: number } | null): ClaraError {
+  const { stage, run, config } = p;
+  const out = run.out;
+  const lr = config.lr;
   const base = DEFAULTS.lr[stage];
   let cause: string;
   if (update === 1 && stage !== "stage1") {
-    cause = `likely cause: the starting checkpoint ${e.from} already gives a non-finite loss (its weights hold NaN/inf, e.g. from a diverged ${stage === "stage2" ? "stage 1" : "earlier stage"}); retrain it`;
+    cause = `likely cause: the starting checkpoint ${fromOf(run)} already gives a non-finite loss (its weights hold NaN/inf, e.g. from a diverged ${stage === "stage2" ? "stage 1" : "earlier stage"}); retrain it`;
   } else if (update === 1) {
-    cause = `likely cause: the base model ${e.model} gives a non-finite loss (broken or unsupported weights; check it with another model)`;
+    cause = `likely cause: the base model ${modelOf(run)} gives a non-finite loss (broken or unsupported weights; check it with another model)`;
   } else if (lr >= 10 * base) {
     cause = `likely cause: the learning rate ${lr} is ${Math.round(lr / base).toLocaleString("en-US")}x the ${stage} default ${base}; lower --lr`;
   } else if (update === firstUpdate) {
@@ -575,8 +449,9 @@ function nonFinite(stage: StageName, err: ClaraError, e: Settings, update: numbe
   return new ClaraError("E_NONFINITE", `${stage} stopped at update ${update}: the loss became NaN or infinite (${native}); ${cause}; ${kept}`, { cause: err });
 }
 
-async function writeResults(stage: StageName, summary: TrainSummary, e: Settings, p: Prepared, configFile: string, seconds: number, ui: Ui): Promise<StageOutcome> {
-  const results = e.results as string;
+async function writeResults(p: Prepared, summary: TrainSummary, configFile: string, seconds: number, ui: Ui): Promise<StageOutcome> {
+  const { stage, run } = p;
+  const results = run.results;
   const last = summary.history[summary.history.length - 1];
   const lastEval = summary.evals[summary.evals.length - 1];
   const summaryFile = path.join(results, `${stage}_training.json`);
@@ -597,10 +472,10 @@ async function writeResults(stage: StageName, summary: TrainSummary, e: Settings
   writeFileAtomic(
     summaryFile,
     Buffer.from(
-      JSON.stringify({ ...outcome, settings: trainingSettings(e), inputs: p.inputs, history: summary.history, evals: summary.evals }, null, 1) + "\n",
+      JSON.stringify({ ...outcome, settings: trainingSettings(p.effective), inputs: p.inputs, history: summary.history, evals: summary.evals }, null, 1) + "\n",
     ),
   );
-  if (e.plots) outcome.curve = await plotCurve(stage, summary.history, summary.evals, results, ui);
+  if (run.plots) outcome.curve = await plotCurve(stage, summary.history, summary.evals, results, ui);
   return outcome;
 }
 
