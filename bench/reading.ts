@@ -7,7 +7,7 @@
 // generator that reads has own < other; one that ignores the slots has them equal, however low
 // the loss. Arms differ in one setting (e.g. memoryInput) and run one after another, same seed.
 //
-//   node dist/bench/reading.js [--docs 8] [--steps 40] [--every 10] [--arm '{"memoryInput":"standardised"}' ...] [--name reading]
+//   node dist/bench/reading.js [--docs 8] [--steps 40] [--every 10] [--arm '{"memoryInput":"standardised"}' ...] [--name reading] [--append]
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -48,6 +48,8 @@ async function main() {
       every: { type: "string", default: "10" },
       arm: { type: "string", multiple: true },
       name: { type: "string", default: "reading" },
+      /** Adds the arms to those of an earlier run of the same documents and steps. */
+      append: { type: "boolean", default: false },
     },
   });
   const docs = Number(values.docs), steps = Number(values.steps), every = Number(values.every);
@@ -69,6 +71,12 @@ async function main() {
     steps,
     arms: [] as unknown[],
   };
+  const file = path.join(root, "results", "bench", `${values.name}.json`);
+  if (values.append && fs.existsSync(file)) {
+    const earlier = JSON.parse(fs.readFileSync(file, "utf8"));
+    if (earlier.data !== result.data || earlier.steps !== steps) throw new Error(`${file} measured other documents or steps; run without --append`);
+    result.arms = earlier.arms;
+  }
   for (const arm of arms) {
     const points: Point[] = [];
     const t0 = performance.now();
