@@ -39,6 +39,41 @@ it("E_NO_TRAINER, E_OPTIMIZER_STATE, E_PARAMETER_SHAPE, E_DISPOSED: the native l
   expect(await code(model.logits([[1, 2, 3]]))).toBe("E_DISPOSED");
 });
 
+it("the binding holds no defaults: a setting lib/ failed to send is named, not filled in", async () => {
+  const model = await loadModel(base);
+  try {
+    const handle = nativeModel(model);
+    const batch = { ids: tensor("int32", [1, 3], new Int32Array([1, 2, 3])) };
+    const full = { maxTokens: 2, temperature: 0, topP: 1, seed: 0, stopTokens: [] };
+    expect((await handle.generate(batch, full)).tokens[0]).toHaveLength(2);
+    for (const missing of ["maxTokens", "temperature", "topP", "seed"] as const) {
+      const partial: Record<string, unknown> = { ...full };
+      delete partial[missing];
+      // Argument errors are thrown while the call converts its options, before any promise.
+      const err = await Promise.resolve()
+        .then(() => handle.generate(batch, partial as typeof full))
+        .then(
+          () => null,
+          (e: ClaraError) => e,
+        );
+      expect(err?.code).toBe("E_INVALID_ARGUMENT");
+      expect(err?.message).toMatch(new RegExp(`Missing ${missing}`));
+    }
+    const lora = { rank: 2, alpha: 4, dropout: 0, seed: 1 };
+    const { alpha: _alpha, ...withoutAlpha } = lora;
+    expect(await code(Promise.resolve().then(() => handle.addAdapter("b", withoutAlpha as typeof lora)))).toBe("E_INVALID_ARGUMENT");
+    await handle.addAdapter("b", lora);
+    const trainer = { trainable: ["b"], adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 }, schedule: { kind: "constant", lr: 1e-3, minLrRatio: 0.1, warmupSteps: 0, totalSteps: 1 }, maxGradNorm: 1, lanes: 1 };
+    const { lanes: _lanes, ...withoutLanes } = trainer;
+    expect(await code(Promise.resolve().then(() => handle.createTrainer(withoutLanes as unknown as Parameters<typeof handle.createTrainer>[0])))).toBe(
+      "E_INVALID_ARGUMENT",
+    );
+    expect((await handle.createTrainer(trainer as unknown as Parameters<typeof handle.createTrainer>[0])).tensors).toBeGreaterThan(0);
+  } finally {
+    await model.dispose();
+  }
+});
+
 it("E_NATIVE_LOAD: a package without its built addon says how to build it", () => {
   const copy = fs.mkdtempSync(path.join(os.tmpdir(), "clara-noaddon-"));
   fs.cpSync(path.join(REPO, "dist", "lib"), path.join(copy, "dist", "lib"), { recursive: true });

@@ -115,6 +115,29 @@ int int_option(Napi::Object options, const char* name, int fallback, int min, in
   return static_cast<int>(d);
 }
 
+namespace {
+void require(Napi::Object options, const char* name) {
+  if (options.Get(name).IsUndefined()) {
+    throw_invalid_argument(options.Env(), name, std::string("Missing ") + name + " (lib/ passes every setting; the binding holds no defaults)");
+  }
+}
+}  // namespace
+
+int required_int(Napi::Object options, const char* name, int min, int max) {
+  require(options, name);
+  return int_option(options, name, 0, min, max);
+}
+
+double required_number(Napi::Object options, const char* name, double min, double max) {
+  require(options, name);
+  return number_option(options, name, 0, min, max);
+}
+
+std::string required_string(Napi::Object options, const char* name) {
+  require(options, name);
+  return string_option(options, name, "");
+}
+
 double number_option(Napi::Object options, const char* name, double fallback, double min, double max) {
   Napi::Value v = options.Get(name);
   if (v.IsUndefined()) return fallback;

@@ -16,6 +16,10 @@ HostTensor to_host_tensor(Napi::Env env, Napi::Value value, const std::string& f
 Napi::Object to_js_tensor(Napi::Env env, const HostTensor& t);
 
 int int_option(Napi::Object options, const char* name, int fallback, int min, int max);
+// The same, for settings lib/ always sends (it holds every default): missing is a caller's bug.
+int required_int(Napi::Object options, const char* name, int min, int max);
+double required_number(Napi::Object options, const char* name, double min, double max);
+std::string required_string(Napi::Object options, const char* name);
 double number_option(Napi::Object options, const char* name, double fallback, double min, double max);
 bool bool_option(Napi::Object options, const char* name, bool fallback);
 std::string string_option(Napi::Object options, const char* name, const std::string& fallback);

@@ -21,14 +21,14 @@ namespace {
 ClaraSpec to_clara_spec(Napi::Env env, Napi::Value v) {
   Napi::Object o = object_arg(env, v, "spec");
   ClaraSpec s;
-  s.n_mem = int_option(o, "nMem", 8, 1, 4096);
-  s.k = int_option(o, "k", 1, 1, 4096);
-  s.mem0_id = int_option(o, "mem0Id", 0, 0, 1 << 30);
-  s.mse_weight = static_cast<float>(number_option(o, "mseWeight", 0.1, 0, 1e6));
-  s.tau = static_cast<float>(number_option(o, "tau", 0.02, 0, 1e6));
-  s.compressor = string_option(o, "compressor", s.compressor);
-  s.generator = string_option(o, "generator", s.generator);
-  s.query_reasoner = string_option(o, "queryReasoner", s.query_reasoner);
+  s.n_mem = required_int(o, "nMem", 1, 4096);
+  s.k = required_int(o, "k", 1, 4096);
+  s.mem0_id = required_int(o, "mem0Id", 0, 1 << 30);
+  s.mse_weight = static_cast<float>(required_number(o, "mseWeight", 0, 1e6));
+  s.tau = static_cast<float>(required_number(o, "tau", 0, 1e6));
+  s.compressor = required_string(o, "compressor");
+  s.generator = required_string(o, "generator");
+  s.query_reasoner = required_string(o, "queryReasoner");
   return s;
 }
 
@@ -88,18 +88,11 @@ bool is_stage3(Napi::Object o) {
 Napi::Value ModelHandle::ClaraInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = object_arg(env, info[0], "options");
-  int n_mem = int_option(o, "nMem", 8, 1, 4096);
+  int n_mem = required_int(o, "nMem", 1, 4096);
   uint64_t seed = seed_option(o, "seed");
   int first_id = int_option(o, "firstId", 0, 1, 1 << 30);
   return thread(env).submit(env, [s = state_, n_mem, seed, first_id] {
-    Model& m = s->get();
-    auto it = m.extra().find(kMemRows);
-    if (it == m.extra().end()) {
-      add_memory_tokens(m, n_mem, seed, first_id);
-    } else if (it->second.shape(0) != n_mem) {
-      throw Error("E_CHECKPOINT_MISMATCH", "[clara] the model has " + std::to_string(it->second.shape(0)) +
-                                               " memory tokens, not " + std::to_string(n_mem));
-    }
+    add_memory_tokens(s->get(), n_mem, seed, first_id);
     return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   });
 }

@@ -39,9 +39,9 @@ ModelConfig to_model_config(Napi::Object o) {
 
 LoraConfig to_lora_config(Napi::Object o) {
   LoraConfig l;
-  l.rank = int_option(o, "rank", 16, 1, 4096);
-  l.alpha = static_cast<float>(number_option(o, "alpha", 32, 0, 1e6));
-  l.dropout = static_cast<float>(number_option(o, "dropout", 0.1, 0, 0.999));
+  l.rank = required_int(o, "rank", 1, 4096);
+  l.alpha = static_cast<float>(required_number(o, "alpha", 0, 1e6));
+  l.dropout = static_cast<float>(required_number(o, "dropout", 0, 0.999));
   return l;
 }
 
@@ -116,18 +116,18 @@ Napi::Array named_tensors_to_js(Napi::Env env, const NamedTensors& entries) {
 TrainerConfig to_trainer_config(Napi::Object o) {
   TrainerConfig t;
   Napi::Object adamw = object_arg(o.Env(), o.Get("adamw"), "adamw");
-  t.adamw.beta1 = static_cast<float>(number_option(adamw, "beta1", 0.9, 0, 1));
-  t.adamw.beta2 = static_cast<float>(number_option(adamw, "beta2", 0.95, 0, 1));
-  t.adamw.eps = static_cast<float>(number_option(adamw, "eps", 1e-8, 0, 1));
-  t.adamw.weight_decay = static_cast<float>(number_option(adamw, "weightDecay", 0, 0, 10));
+  t.adamw.beta1 = static_cast<float>(required_number(adamw, "beta1", 0, 1));
+  t.adamw.beta2 = static_cast<float>(required_number(adamw, "beta2", 0, 1));
+  t.adamw.eps = static_cast<float>(required_number(adamw, "eps", 0, 1));
+  t.adamw.weight_decay = static_cast<float>(required_number(adamw, "weightDecay", 0, 10));
   Napi::Object s = object_arg(o.Env(), o.Get("schedule"), "schedule");
-  t.schedule.kind = string_option(s, "kind", "cosine");
-  t.schedule.lr = static_cast<float>(number_option(s, "lr", 1e-4, 0, 1e9));
-  t.schedule.min_lr_ratio = static_cast<float>(number_option(s, "minLrRatio", 0.1, 0, 1));
-  t.schedule.warmup_steps = int_option(s, "warmupSteps", 0, 0, 1 << 30);
-  t.schedule.total_steps = int_option(s, "totalSteps", 1, 1, 1 << 30);
-  t.max_grad_norm = static_cast<float>(number_option(o, "maxGradNorm", 1.0, 0, 1e9));
-  t.lanes = int_option(o, "lanes", 2, 1, 2);
+  t.schedule.kind = required_string(s, "kind");
+  t.schedule.lr = static_cast<float>(required_number(s, "lr", 0, 1e9));
+  t.schedule.min_lr_ratio = static_cast<float>(required_number(s, "minLrRatio", 0, 1));
+  t.schedule.warmup_steps = required_int(s, "warmupSteps", 0, 1 << 30);
+  t.schedule.total_steps = required_int(s, "totalSteps", 1, 1 << 30);
+  t.max_grad_norm = static_cast<float>(required_number(o, "maxGradNorm", 0, 1e9));
+  t.lanes = required_int(o, "lanes", 1, 2);
   return t;
 }
 
@@ -141,10 +141,6 @@ Napi::Object step_to_js(Napi::Env env, const StepResult& r) {
   o.Set("parts", values_to_js(env, r.parts));
   o.Set("allreduceSeconds", r.allreduce_seconds);
   return o;
-}
-
-mx::array dropout_key(uint64_t seed, int step, int micro) {
-  return mx::random::key(seed * 1000003ull + static_cast<uint64_t>(step) * 1009ull + static_cast<uint64_t>(micro));
 }
 
 MlxThread& thread(Napi::Env env) {
@@ -171,11 +167,11 @@ Napi::Object generation_to_js(Napi::Env env, const GenerateResult& r) {
 
 GenerateOptions to_generate_options(Napi::Object o) {
   GenerateOptions g;
-  g.max_tokens = int_option(o, "maxTokens", 128, 0, 1 << 20);
-  g.temperature = static_cast<float>(number_option(o, "temperature", 0, 0, 100));
-  g.top_p = static_cast<float>(number_option(o, "topP", 1, 0, 1));
+  g.max_tokens = required_int(o, "maxTokens", 0, 1 << 20);
+  g.temperature = static_cast<float>(required_number(o, "temperature", 0, 100));
+  g.top_p = static_cast<float>(required_number(o, "topP", 0, 1));
   g.stop_tokens = int_list_option(o, "stopTokens");
-  g.seed = seed_option(o, "seed");
+  g.seed = static_cast<uint64_t>(required_number(o, "seed", 0, 9007199254740991.0));
   return g;
 }
 

@@ -43,7 +43,6 @@ GenerateOptions to_generate_options(Napi::Object o);
 Napi::Object generation_to_js(Napi::Env env, const GenerateResult& r);
 Napi::Object values_to_js(Napi::Env env, const NamedValues& values);
 // A dropout key that depends only on (seed, step, micro-batch): resumed runs draw the same masks.
-mx::array dropout_key(uint64_t seed, int step, int micro);
 uint64_t seed_option(Napi::Object o, const char* name);
 MlxThread& thread(Napi::Env env);
 

@@ -239,16 +239,7 @@ Napi::Value ModelHandle::CreateTrainer(const Napi::CallbackInfo& info) {
   std::string backend = string_option(o, "distributed", "");
   return thread(env).submit(env, [s = state(env), patterns, config, backend] {
     Model& m = s->get();
-    std::vector<std::string> names;
-    for (const auto& n : m.parameter_names()) {
-      for (const auto& p : patterns) {
-        if (n == p || (!p.empty() && p.back() == '.' && n.compare(0, p.size(), p) == 0) ||
-            n.find(".lora." + p + ".") != std::string::npos) {
-          names.push_back(n);
-          break;
-        }
-      }
-    }
+    std::vector<std::string> names = m.parameters_matching(patterns);
     s->trainer = std::make_unique<Trainer>(m, names, config);
     if (!backend.empty()) s->trainer->enable_data_parallel(join_data_parallel(backend));
     int rank = s->trainer->data_parallel() ? s->trainer->data_parallel()->rank() : 0;

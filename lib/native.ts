@@ -95,7 +95,7 @@ export interface NativeModel {
   hidden(batch: NativeBatch, options?: { adapter?: string }): Promise<Tensor>;
   generate(
     batch: NativeBatch,
-    options?: { adapter?: string; maxTokens?: number; temperature?: number; topP?: number; stopTokens?: number[]; seed?: number },
+    options: { adapter?: string; maxTokens: number; temperature: number; topP: number; stopTokens: number[]; seed: number },
   ): Promise<NativeGenerateResult>;
   addAdapter(name: string, options: { rank: number; alpha: number; dropout: number; seed: number }): Promise<void>;
   copyAdapter(from: string, to: string): Promise<void>;
@@ -152,11 +152,11 @@ export interface NativeClaraSpec {
   nMem: number;
   k: number;
   mem0Id: number;
-  mseWeight?: number;
-  tau?: number;
-  compressor?: string;
-  generator?: string;
-  queryReasoner?: string;
+  mseWeight: number;
+  tau: number;
+  compressor: string;
+  generator: string;
+  queryReasoner: string;
 }
 
 /** One micro-batch of a CLaRa stage: documents (stages 1–2) or query + candidates (stage 3), and the prompt. */

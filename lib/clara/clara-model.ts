@@ -13,7 +13,7 @@ import {
 } from "../io/checkpoint";
 import { Model, nativeModel, type ComputeDType } from "../model/model";
 import { quantizeOptionOf, type QuantizeOption } from "../model/quantization";
-import type { NamedTensor, NativeAdapterInfo, NativeBatch, NativeModel, NativeOptimizerState } from "../native";
+import type { NamedTensor, NativeAdapterInfo, NativeBatch, NativeClaraSpec, NativeModel, NativeOptimizerState } from "../native";
 import { tensor, type Tensor } from "../tensor";
 import { DEFAULTS, memoryTokenCount, TEMPLATE_VERSION, type LoraOptions, type MemoryInput } from "./config";
 import { installMistralTemplate } from "./mistral-template";
@@ -41,14 +41,6 @@ export interface ClaraGenerateOptions {
   stopTokens?: number[];
   /** Prompts per native call. */
   batchSize?: number;
-}
-
-export interface NativeSpec {
-  nMem: number;
-  k: number;
-  mem0Id: number;
-  mseWeight: number;
-  tau: number;
 }
 
 export class ClaraModel {
@@ -146,8 +138,17 @@ export class ClaraModel {
     return nativeModel(this.model);
   }
 
-  spec(k: number): NativeSpec {
-    return { nMem: this.nMem, k, mem0Id: this.templates.tokens.mem[0], mseWeight: DEFAULTS.mseWeight, tau: DEFAULTS.tau };
+  spec(k: number): NativeClaraSpec {
+    return {
+      nMem: this.nMem,
+      k,
+      mem0Id: this.templates.tokens.mem[0],
+      mseWeight: DEFAULTS.mseWeight,
+      tau: DEFAULTS.tau,
+      compressor: ADAPTERS.compressor,
+      generator: ADAPTERS.generator,
+      queryReasoner: ADAPTERS.queryReasoner,
+    };
   }
 
   /** The memory and special tokens' embedding rows, right after the tokenizer's last id (once). */

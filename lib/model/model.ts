@@ -201,9 +201,13 @@ export class Model {
   async generate(prompts: number[][], options: GenerateOptions = {}): Promise<Generation> {
     const maxTokens = options.maxTokens ?? DEFAULT_MAX_NEW_TOKENS;
     this.checkContext(prompts, maxTokens);
+    // Every setting is sent: the binding holds no defaults.
     const r = await this.#native.generate(this.batch(prompts), {
       ...options,
       maxTokens,
+      temperature: options.temperature ?? 0,
+      topP: options.topP ?? 1,
+      seed: options.seed ?? 0,
       stopTokens: options.stopTokens ?? this.tokenizer.stopTokenIds,
     });
     return { ...r, texts: r.tokens.map((t) => this.tokenizer.decode(t, { skipSpecialTokens: true })) };

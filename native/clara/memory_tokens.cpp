@@ -41,6 +41,12 @@ mx::array appended_rows(const mx::array& table, int first_id, int count, uint64_
 
 void add_memory_tokens(Model& model, int n_mem, uint64_t seed, int first_id) {
   if (n_mem < 1) invalid_argument("memory_tokens", "the number of memory tokens must be at least 1");
+  auto existing = model.extra().find(kMemRows);
+  if (existing != model.extra().end()) {
+    if (existing->second.shape(0) == n_mem) return;
+    throw Error("E_CHECKPOINT_MISMATCH", "[clara] the model has " + std::to_string(existing->second.shape(0)) +
+                                             " memory tokens, not " + std::to_string(n_mem));
+  }
   ParamView p = model.view();
   const ModelConfig& c = model.config();
   if (first_id < 1 || first_id > p.at("model.embed_tokens.weight").shape(0)) {

@@ -16,7 +16,8 @@ inline constexpr const char* kHeadRows = "clara.lm_head_rows";           // [n +
 
 // Adds the rows as transformers' resize_token_embeddings(mean_resizing=True) does: samples from
 // N(μ, 1e-9·Σ) of the existing rows (falling back to μ when Σ is not positive definite).
-// `first_id` is the first new token's id (the tokenizer's length, spec §1.2).
+// `first_id` is the first new token's id (the tokenizer's length, spec §1.2). Once only: on a model
+// that has the rows already it does nothing, and refuses another count (E_CHECKPOINT_MISMATCH).
 void add_memory_tokens(Model& model, int n_mem, uint64_t seed, int first_id);
 
 // The extension as the forward pass consumes it, from (possibly overridden) parameters.

@@ -14,16 +14,18 @@
 
 namespace clara {
 
+// Every field is set by the caller: lib/ resolves and checks each setting once
+// (lib/trainers/stage-config.ts, lib/clara/config.ts DEFAULTS); zeros here mean "unset", not a default.
 struct ClaraSpec {
-  int n_mem = 8;           // memory tokens per document (docMaxLength / ρ)
-  int k = 1;               // documents per prompt (generation_top_k)
-  int mem0_id = 0;         // token id of <MEM0>
-  float mse_weight = 0.1f; // λ (spec §2.0)
-  float tau = 0.02f;       // stage-3 temperature (M:1452)
+  int n_mem = 0;            // memory tokens per document (docMaxLength / ρ)
+  int k = 0;                // documents per prompt (generation_top_k)
+  int mem0_id = 0;          // token id of <MEM0>
+  float mse_weight = 0.0f;  // λ (spec §2.0)
+  float tau = 0.0f;         // stage-3 temperature (M:1452)
   // Adapter names (spec §1.3).
-  std::string compressor = "compressor";
-  std::string generator = "generator";
-  std::string query_reasoner = "query_reasoner";
+  std::string compressor;
+  std::string generator;
+  std::string query_reasoner;
 };
 
 struct Stage12Batch {

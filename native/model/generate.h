@@ -10,10 +10,12 @@
 
 namespace clara {
 
+// Every field is set by the caller: lib/ resolves and checks each setting once
+// (lib/trainers/stage-config.ts, lib/clara/config.ts DEFAULTS); zeros here mean "unset", not a default.
 struct GenerateOptions {
-  int max_tokens = 128;
+  int max_tokens = 0;
   float temperature = 0.0f;  // 0: greedy
-  float top_p = 1.0f;
+  float top_p = 0.0f;
   std::vector<int> stop_tokens;
   uint64_t seed = 0;
 };

@@ -12,10 +12,12 @@
 
 namespace clara {
 
+// Every field is set by the caller: lib/ resolves and checks each setting once
+// (lib/trainers/stage-config.ts, lib/clara/config.ts DEFAULTS); zeros here mean "unset", not a default.
 struct LoraConfig {
-  int rank = 16;
-  float alpha = 32.0f;
-  float dropout = 0.1f;
+  int rank = 0;
+  float alpha = 0.0f;
+  float dropout = 0.0f;
   float scale() const { return alpha / static_cast<float>(rank); }
 };
 

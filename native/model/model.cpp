@@ -77,6 +77,19 @@ ParamView Model::view(const Params* overrides) const {
   return ParamView({&extra_, &base_});
 }
 
+std::vector<std::string> Model::parameters_matching(const std::vector<std::string>& patterns) const {
+  std::vector<std::string> names;
+  for (const auto& n : parameter_names()) {
+    for (const auto& p : patterns) {
+      if (n == p || (!p.empty() && p.back() == '.' && starts_with(n, p)) || n.find(".lora." + p + ".") != std::string::npos) {
+        names.push_back(n);
+        break;
+      }
+    }
+  }
+  return names;
+}
+
 std::vector<std::string> Model::parameter_names(const std::string& prefix) const {
   std::vector<std::string> out;
   for (const auto& [k, _] : extra_) {

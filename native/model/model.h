@@ -44,6 +44,9 @@ class Model {
 
   // Flat names of extra() under `prefix` (all when empty), sorted.
   std::vector<std::string> parameter_names(const std::string& prefix = "") const;
+  // Trainable-kind parameters named by `patterns`: an exact name, a prefix ending in '.', or an
+  // adapter name (every "….lora.<name>.…" tensor).
+  std::vector<std::string> parameters_matching(const std::vector<std::string>& patterns) const;
 
   // The id of the first token appended to the vocabulary (CLaRa's memory tokens): the tokenizer's
   // length, which is below the embedding table's row count when the base pads its vocabulary

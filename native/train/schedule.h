@@ -6,12 +6,14 @@
 
 namespace clara {
 
+// Every field is set by the caller: lib/ resolves and checks each setting once
+// (lib/trainers/stage-config.ts, lib/clara/config.ts DEFAULTS); zeros here mean "unset", not a default.
 struct ScheduleConfig {
-  std::string kind = "cosine";  // "cosine" | "constant"
-  float lr = 1e-4f;
-  float min_lr_ratio = 0.1f;    // cosine floor as a fraction of lr
+  std::string kind;             // "cosine" | "constant"
+  float lr = 0.0f;
+  float min_lr_ratio = 0.0f;    // cosine floor as a fraction of lr
   int warmup_steps = 0;         // linear from 0 to lr
-  int total_steps = 1;          // optimizer updates in the whole run
+  int total_steps = 0;          // optimizer updates in the whole run
 };
 
 // The learning rate for optimizer update number `step` (0-based).

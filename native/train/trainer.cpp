@@ -177,4 +177,8 @@ StepResult Trainer::apply() {
   return r;
 }
 
+mx::array dropout_key(uint64_t seed, int step, int micro) {
+  return mx::random::key(seed * 1000003ull + static_cast<uint64_t>(step) * 1009ull + static_cast<uint64_t>(micro));
+}
+
 }  // namespace clara

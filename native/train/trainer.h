@@ -27,12 +27,14 @@ struct LossTerms {
 // The loss of one micro-batch, given the trainable parameters by name (overriding the model's).
 using LossFunction = std::function<LossTerms(const Params& trainable)>;
 
+// Every field is set by the caller: lib/ resolves and checks each setting once
+// (lib/trainers/stage-config.ts, lib/clara/config.ts DEFAULTS); zeros here mean "unset", not a default.
 struct TrainerConfig {
   AdamWConfig adamw;
   ScheduleConfig schedule;
-  float max_grad_norm = 1.0f;
+  float max_grad_norm = 0.0f;
   // Micro-batches accumulate_all evaluates at once on CPU streams of their own (1: in turn).
-  int lanes = 2;
+  int lanes = 0;
 };
 
 using NamedValues = std::vector<std::pair<std::string, float>>;
@@ -52,6 +54,10 @@ struct StepResult {
   NamedValues parts;    // each component's mean over the micro-batches
   double allreduce_seconds = 0;  // time spent averaging gradients across ranks
 };
+
+// The LoRA-dropout key of micro-batch `micro` of update `step` in a run seeded `seed`: distinct
+// per micro-batch and reproducible, so a resumed run draws the masks an unbroken one would.
+mx::array dropout_key(uint64_t seed, int step, int micro);
 
 class Trainer {
  public:
