@@ -181,7 +181,9 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, o: Loop
     for (let i = rank; i < plan.eval.length; i += worldSize) mine.push([plan.eval[i], -1 - i]);
     const { loss, parts } = await summedLosses(clara, plan, spec, mine);
     const names = Object.keys(parts).sort();
-    const [total, ...sums] = (await nativeModel(clara.model).meanOverRanks([loss, ...names.map((k) => parts[k])])).map((v) => (v * worldSize) / plan.eval.length);
+    const local = [loss, ...names.map((k) => parts[k])];
+    const reduced = worldSize === 1 ? local : await nativeModel(clara.model).meanOverRanks(local);
+    const [total, ...sums] = reduced.map((v) => (v * worldSize) / plan.eval.length);
     const mean = Object.fromEntries(names.map((k, i) => [k, sums[i]]));
     evals.push({ step, loss: total, parts: mean });
     emit({ type: "eval", stage: plan.stage, step, loss: total, parts: mean, examples: plan.eval.length });
@@ -235,7 +237,9 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, o: Loop
       }
       step = r.step;
       const stepSeconds = (performance.now() - t0) / 1000;
-      const processed = (await nativeModel(clara.model).meanOverRanks([microBatches.reduce((a, b) => a + processedTokens(b), 0)]))[0] * worldSize;
+      const local = microBatches.reduce((a, b) => a + processedTokens(b), 0);
+      // One process has nothing to reduce: no native call.
+      const processed = worldSize === 1 ? local : (await nativeModel(clara.model).meanOverRanks([local]))[0] * worldSize;
       const elapsedSeconds = (performance.now() - started) / 1000;
       const mem = await memoryInfo();
       history.push({ step, loss: r.loss, parts: r.parts, lr: r.lr });
