@@ -9,10 +9,14 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Tensor } from "../lib";
+import { Stage1Trainer, Stage2Trainer, Stage3Trainer, type ClaraModel, type EndToEndRecord, type InstructionRecord, type PretrainRecord, type StageOptions, type Tensor } from "../lib";
 import { writeNpz } from "../lib/io";
+import { ADAPTERS } from "../lib/model";
+import { tensor } from "../lib/runtime";
+import { Random } from "../lib/data/random";
+import type { StagePlan } from "../lib/trainers/trainer";
 // The addon's own argument types: the case is the native call's input, written out.
-import type { NamedTensor, NativeStageBatch } from "../lib/native";
+import type { NamedTensor, NativeClaraSpec, NativeStageBatch } from "../lib/native";
 
 export const CASE_NOTES = [
   "Parameter names: <linear>.lora.<adapter>.a is lora_a [in, r], <linear>.lora.<adapter>.b is lora_b [r, out], where <linear> is " +
@@ -89,4 +93,87 @@ export function writeCase(dir: string, meta: CaseMeta, batch: NativeStageBatch, 
   fs.writeFileSync(path.join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
   writeNpz(path.join(dir, "batch.npz"), batchEntries(batch));
   writeNpz(path.join(dir, "params.npz"), new Map(params));
+}
+
+// ---------------------------------------------------------------------------------------
+// Building a case from a stage trainer: shared by bench:clara and the golden files
+// (__tests__/oracle/golden-cases.ts).
+
+// The trainers' plans are protected: these expose the batch each trainer builds for training.
+class PlannedStage1 extends Stage1Trainer {
+  override plan() {
+    return super.plan();
+  }
+}
+class PlannedStage2 extends Stage2Trainer {
+  override plan() {
+    return super.plan();
+  }
+}
+class PlannedStage3 extends Stage3Trainer {
+  override plan() {
+    return super.plan();
+  }
+}
+
+export interface PlannedTrainer {
+  plan(): Promise<StagePlan<unknown>>;
+  run: Stage1Trainer["run"];
+  config: Stage1Trainer["config"];
+}
+
+/** The stage's trainer on `clara` over `records`, with its plan callable. */
+export function plannedTrainer(stage: 1 | 2 | 3, clara: ClaraModel, records: unknown[], options: StageOptions & { k?: number }): PlannedTrainer {
+  const t =
+    stage === 1
+      ? new PlannedStage1(clara, records as PretrainRecord[], options)
+      : stage === 2
+        ? new PlannedStage2(clara, records as InstructionRecord[], options)
+        : new PlannedStage3(clara, records as EndToEndRecord[], options);
+  return t as unknown as PlannedTrainer;
+}
+
+/** Seeded values in ±scale for every lora_b: fresh adapters have B = 0, which hides the LoRA path (every lora_a gradient is 0). */
+export async function perturbLoraB(clara: ClaraModel, seed: number, scale: number): Promise<void> {
+  const rng = new Random(seed);
+  const entries: NamedTensor[] = [];
+  for (const [name, t] of await clara.model.parameters()) {
+    if (!/\.lora\.[^.]+\.b$/.test(name)) continue;
+    const data = new Float32Array(t.data.length);
+    for (let i = 0; i < data.length; i++) data[i] = (rng.float() * 2 - 1) * scale;
+    entries.push([name, tensor("float32", t.shape, data)]);
+  }
+  await clara.model.setParameters(entries);
+}
+
+/** The fields of a case that describe the model, the stage and its loss on `batch` (the rest is the caller's optimizer). */
+export function stageCaseFields(
+  stage: 1 | 2 | 3,
+  clara: ClaraModel,
+  plan: StagePlan<unknown>,
+  spec: NativeClaraSpec,
+  batch: NativeStageBatch,
+  expected: { loss: number; parts: Record<string, number> },
+) {
+  return {
+    stage,
+    dtype: "float32" as const,
+    compressionRate: clara.compressionRate,
+    docMaxLength: clara.docMaxLength,
+    nMem: clara.nMem,
+    k: plan.k,
+    ...(stage === 3 ? { numCandidates: batch.numCandidates } : {}),
+    mem0Id: spec.mem0Id,
+    baseVocab: clara.templates.tokens.baseVocab,
+    memRows: clara.nMem + 3,
+    tieWordEmbeddings: clara.model.config.tie_word_embeddings,
+    padId: clara.templates.padId,
+    mseWeight: spec.mseWeight,
+    tau: spec.tau,
+    lora: clara.lora,
+    adapters: { compressor: ADAPTERS.compressor, generator: ADAPTERS.generator, queryReasoner: ADAPTERS.queryReasoner },
+    trainable: plan.trainable,
+    expected: { loss: expected.loss, ce: expected.parts.ce, mse: expected.parts.mse ?? null },
+    notes: CASE_NOTES,
+  };
 }

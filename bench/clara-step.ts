@@ -17,18 +17,17 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ClaraModel, readPretrainRecords, Stage1Trainer, Stage2Trainer, Stage3Trainer, type PretrainRecord, type StageOptions } from "../lib";
+import { ClaraModel, readPretrainRecords, type PretrainRecord, type StageOptions } from "../lib";
 import { deriveEndToEndRecords, deriveInstructionRecords } from "../lib/data";
 import { ADAPTERS, CLARA_DEFAULTS as DEFAULTS } from "../lib/model";
-import { matmulBenchmark, memoryInfo, packageRoot, tensor } from "../lib/runtime";
+import { matmulBenchmark, memoryInfo, packageRoot } from "../lib/runtime";
 // The step is timed at the addon's call, below the public API.
-import { Random } from "../lib/data/random";
 import { nativeModel } from "../lib/model/model";
-import type { NamedTensor, NativeStageBatch } from "../lib/native";
+import type { NativeStageBatch } from "../lib/native";
 import type { LoopConfig } from "../lib/trainers/stage-config";
 import { processedTokens, type StagePlan } from "../lib/trainers/trainer";
 import { writeTinyModel } from "../tools/tiny-model";
-import { writeCase, CASE_NOTES, type CaseMeta } from "./clara-case";
+import { perturbLoraB, plannedTrainer, stageCaseFields, writeCase, type CaseMeta } from "./clara-case";
 import { claraStageFlops, type DecoderPass } from "./flops";
 import { machine, writeBenchResult } from "./machine";
 import { claraMemoryEstimate } from "./memory";
@@ -51,22 +50,6 @@ const K = 5;
 const CANDIDATES = Number(process.env.BENCH_CANDIDATES ?? 10);
 const SEED = 0;
 
-// The stage trainers' plans are protected; the bench builds its batch exactly as training does.
-class Bench1 extends Stage1Trainer {
-  override plan() {
-    return super.plan();
-  }
-}
-class Bench2 extends Stage2Trainer {
-  override plan() {
-    return super.plan();
-  }
-}
-class Bench3 extends Stage3Trainer {
-  override plan() {
-    return super.plan();
-  }
-}
 
 function python(): string | null {
   const venv = path.join(packageRoot(), ".venv", "bin", "python");
@@ -93,18 +76,6 @@ function dataFile(): string {
   return fs.existsSync(apple) ? apple : path.join(packageRoot(), "example", "pretrain.jsonl");
 }
 
-/** Small seeded values for every lora_b (fresh adapters have B = 0, which would hide the LoRA path from the check). */
-async function perturbLoraB(clara: ClaraModel): Promise<void> {
-  const rng = new Random(SEED + 7);
-  const entries: NamedTensor[] = [];
-  for (const [name, t] of await clara.model.parameters()) {
-    if (!/\.lora\.[^.]+\.b$/.test(name)) continue;
-    const data = new Float32Array(t.data.length);
-    for (let i = 0; i < data.length; i++) data[i] = (rng.float() * 2 - 1) * 0.01;
-    entries.push([name, tensor("float32", t.shape, data)]);
-  }
-  await clara.model.setParameters(entries);
-}
 
 interface Plan {
   plan: StagePlan<unknown>;
@@ -115,12 +86,13 @@ interface Plan {
 
 async function stagePlan(stage: 1 | 2 | 3, clara: ClaraModel, pretrain: PretrainRecord[]): Promise<Plan> {
   const options: StageOptions = { out: path.join(os.tmpdir(), "clara-bench-unused.ckpt"), evalSplit: 0, seed: DEFAULTS.seed };
-  const trainer =
+  const records =
     stage === 1
-      ? new Bench1(clara, pretrain.slice(0, BATCH), options)
+      ? pretrain.slice(0, BATCH)
       : stage === 2
-        ? new Bench2(clara, deriveInstructionRecords(pretrain, { k: K, limit: BATCH }), options)
-        : new Bench3(clara, deriveEndToEndRecords(pretrain, { candidates: CANDIDATES, limit: BATCH }), { ...options, k: K });
+        ? deriveInstructionRecords(pretrain, { k: K, limit: BATCH })
+        : deriveEndToEndRecords(pretrain, { candidates: CANDIDATES, limit: BATCH });
+  const trainer = plannedTrainer(stage, clara, records, stage === 3 ? { ...options, k: K } : options);
   const plan: StagePlan<unknown> = await trainer.plan();
   if (plan.train.length !== BATCH) throw new Error(`stage ${stage}: ${plan.train.length} records for a batch of ${BATCH}; use a data file with more records`);
   return { plan, batch: plan.batch(plan.train, plan.train.map((_, i) => i)), config: trainer.config };
@@ -161,7 +133,7 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
   const c = clara.model.config;
   // Stage 3 starts its query reasoner as a copy of the compressor (Stage3Trainer.fromCheckpoint).
   if (stage === 3) await clara.model.copyAdapter(ADAPTERS.compressor, ADAPTERS.queryReasoner);
-  await perturbLoraB(clara);
+  await perturbLoraB(clara, SEED + 7, 0.01);
   const { plan, batch, config } = await stagePlan(stage, clara, pretrain);
   const spec = { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau };
   const expected = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec });
@@ -169,31 +141,13 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
   const adamw = DEFAULTS.adamw;
   const dir = path.join(root, `stage${stage}-rho${rate}`);
   const meta: CaseMeta = {
-    stage,
+    ...stageCaseFields(stage, clara, plan, spec, batch, expected),
     model: path.resolve(modelPath),
-    dtype: "float32",
-    compressionRate: rate,
-    docMaxLength: DOC_MAX_LENGTH,
-    nMem: clara.nMem,
-    k: plan.k,
-    ...(stage === 3 ? { numCandidates: batch.numCandidates } : {}),
-    mem0Id: spec.mem0Id,
-    baseVocab: clara.templates.tokens.baseVocab,
-    memRows: clara.nMem + 3,
-    tieWordEmbeddings: c.tie_word_embeddings,
-    padId: clara.templates.padId,
-    mseWeight: spec.mseWeight,
-    tau: spec.tau,
-    lora: clara.lora,
-    adapters: { compressor: ADAPTERS.compressor, generator: ADAPTERS.generator, queryReasoner: ADAPTERS.queryReasoner },
-    trainable: plan.trainable,
     lr,
     adamw,
     maxGradNorm: DEFAULTS.maxGradNorm,
     steps: STEPS,
     warmup: WARMUP,
-    expected: { loss: expected.loss, ce: expected.parts.ce, mse: expected.parts.mse ?? null },
-    notes: CASE_NOTES,
   };
   writeCase(dir, meta, batch, await clara.model.parameters());
 

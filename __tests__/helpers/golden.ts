@@ -10,8 +10,8 @@ import * as path from "node:path";
 import { ADAPTERS, ClaraModel, type ClaraCreateOptions } from "../../lib/clara/clara-model";
 import { packageRoot } from "../../lib/native";
 import { readEndToEndRecords, readInstructionRecords, readPretrainRecords } from "../../lib/data/records";
-import { Stage1Trainer, Stage2Trainer, Stage3Trainer, type StageOptions } from "../../lib/trainers/stages";
-import type { StagePlan } from "../../lib/trainers/trainer";
+import type { StageOptions } from "../../lib/trainers/stages";
+import { plannedTrainer, type PlannedTrainer } from "../../bench/clara-case";
 import { writeTinyModel, type TinyModelOptions } from "../../tools/tiny-model";
 
 // packageRoot, not __dirname: the case writer runs compiled from dist/.
@@ -82,26 +82,10 @@ export function writeGoldenModel(root = GOLDEN_DIR, dir = fs.mkdtempSync(path.jo
   return { dir, sha256: hash.digest("hex") };
 }
 
-// The stage trainers build their batches in protected plan(); these make it callable.
-class Golden1 extends Stage1Trainer {
-  override plan() {
-    return super.plan();
-  }
-}
-class Golden2 extends Stage2Trainer {
-  override plan() {
-    return super.plan();
-  }
-}
-class Golden3 extends Stage3Trainer {
-  override plan() {
-    return super.plan();
-  }
-}
 
 export interface GoldenSetup {
   clara: ClaraModel;
-  trainer: { plan(): Promise<StagePlan<unknown>>; run: Stage1Trainer["run"] };
+  trainer: PlannedTrainer;
 }
 
 /** A fresh CLaRa model on the tiny base, with the adapters the stage expects, and its trainer. */
@@ -117,7 +101,5 @@ export async function openStage(
   if (stage === 3) await clara.model.copyAdapter(ADAPTERS.compressor, ADAPTERS.queryReasoner);
   const records = readStageRecords(stage, path.join(root, `stage${stage}`));
   const o = trainOptions(stage, out, options.extra);
-  const trainer =
-    stage === 1 ? new Golden1(clara, records as never, o) : stage === 2 ? new Golden2(clara, records as never, o) : new Golden3(clara, records as never, o);
-  return { clara, trainer: trainer as unknown as GoldenSetup["trainer"] };
+  return { clara, trainer: plannedTrainer(stage, clara, records, o) };
 }

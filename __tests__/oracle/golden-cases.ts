@@ -7,9 +7,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ADAPTERS, type ClaraModel } from "../../lib/clara/clara-model";
 import { DEFAULTS } from "../../lib/clara/config";
-import { Random } from "../../lib/data/random";
 import { nativeModel } from "../../lib/model/model";
 import {
   endToEndRecordToJson,
@@ -21,11 +19,10 @@ import {
   type EndToEndRecord,
   type PretrainRecord,
 } from "../../lib/data/records";
-import { packageRoot, type NamedTensor } from "../../lib/native";
-import { tensor } from "../../lib/tensor";
+import { packageRoot } from "../../lib/native";
 import { resolveStageConfig } from "../../lib/trainers/stage-config";
 import { stageSpec } from "../../lib/trainers/trainer";
-import { CASE_NOTES, writeCase, type CaseMeta } from "../../bench/clara-case";
+import { perturbLoraB, stageCaseFields, writeCase, type CaseMeta } from "../../bench/clara-case";
 import { BATCH, CANDIDATES, K, openStage, recordsFile, STAGES, TINY, trainOptions, writeGoldenModel, type GoldenStage } from "../helpers/golden";
 
 /** What make_golden.py needs beyond a bench case: runStage's inputs and the base it must rebuild. */
@@ -82,57 +79,26 @@ function stage3Records(): EndToEndRecord[] {
     });
 }
 
-/** Small seeded lora_b values: fresh adapters have B = 0, which would leave every lora_a gradient 0. */
-async function perturbLoraB(clara: ClaraModel, seed: number): Promise<void> {
-  const rng = new Random(seed);
-  const entries: NamedTensor[] = [];
-  for (const [name, t] of await clara.model.parameters()) {
-    if (!/\.lora\.[^.]+\.b$/.test(name)) continue;
-    const data = new Float32Array(t.data.length);
-    for (let i = 0; i < data.length; i++) data[i] = (rng.float() * 2 - 1) * 0.05;
-    entries.push([name, tensor("float32", t.shape, data)]);
-  }
-  await clara.model.setParameters(entries);
-}
 
 async function writeStage(stage: GoldenStage, root: string, model: { dir: string; sha256: string }): Promise<void> {
   const dir = path.join(root, `stage${stage}`);
   const { clara, trainer } = await openStage(stage, model.dir, path.join(root, "unused.ckpt"), { root });
   try {
-    await perturbLoraB(clara, 100 + stage);
+    await perturbLoraB(clara, 100 + stage, 0.05);
     const plan = await trainer.plan();
     const o = resolveStageConfig(`stage${stage}`, trainOptions(stage, ""));
     const spec = stageSpec(clara, plan, o.mseWeight);
     // The canonical order; runStage shuffles the rows of each update, which changes only rounding.
     const batch = plan.batch(plan.train, plan.train.map((_, i) => i));
     const expected = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec });
-    const c = clara.model.config;
     const meta: GoldenCaseMeta = {
-      stage,
+      ...stageCaseFields(stage, clara, plan, spec, batch, expected),
       model: model.dir,
-      dtype: "float32",
-      compressionRate: clara.compressionRate,
-      docMaxLength: clara.docMaxLength,
-      nMem: clara.nMem,
-      k: plan.k,
-      ...(stage === 3 ? { numCandidates: batch.numCandidates } : {}),
-      mem0Id: spec.mem0Id,
-      baseVocab: clara.templates.tokens.baseVocab,
-      memRows: clara.nMem + 3,
-      tieWordEmbeddings: c.tie_word_embeddings,
-      padId: clara.templates.padId,
-      mseWeight: spec.mseWeight,
-      tau: spec.tau,
-      lora: clara.lora,
-      adapters: { compressor: ADAPTERS.compressor, generator: ADAPTERS.generator, queryReasoner: ADAPTERS.queryReasoner },
-      trainable: plan.trainable,
       lr: o.lr,
       adamw: { ...DEFAULTS.adamw, weightDecay: o.weightDecay },
       maxGradNorm: o.maxGradNorm,
       steps: 0,
       warmup: 0,
-      expected: { loss: expected.loss, ce: expected.parts.ce, mse: expected.parts.mse ?? null },
-      notes: CASE_NOTES,
       train: {
         batchSize: o.batchSize,
         microBatchSize: o.microBatchSize,
