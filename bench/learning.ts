@@ -41,6 +41,7 @@ import {
   heldOutProbes,
   meanSe,
   pairedGap,
+  readingGap,
   type HeldOutAnswers,
   type HeldOutProbe,
   type HeldOutScores,
@@ -213,7 +214,7 @@ async function main() {
       probe: async (step) => {
         const r = await answerFromCompressed(trainer.clara, data.probes, recipe.maxNewTokens);
         const s = r.scores;
-        const reads = await readingGap(trainer, data.heldOutLoss);
+        const reads = await answerCeOwnAndOther(trainer, data.heldOutLoss);
         state.stage1!.curve = state.stage1!.curve.filter((p) => p.step < step);
         state.stage1!.curve.push({ step, seconds: +trainSecondsSoFar().toFixed(0), compressed: s, memory: r.memory, answerCe: reads, examples: examples(r.texts) });
         log(`stage1 @${step}: compressed F1 ${s.f1} ± ${s.f1Se}, Cover-EM ${s.coverEm} ± ${s.coverEmSe}; memory cosine between documents ${r.memory?.betweenDocuments}, first/last slot ${r.memory?.firstLastSlot}; held-out answer CE ${reads.ownDocument} own document, ${reads.otherDocument} another`);
@@ -253,7 +254,7 @@ async function main() {
     const trainSecondsSoFar = () => startedBefore + (performance.now() - t0) / 1000;
     if (!resume) {
       const r = await answerFromCompressed(clara, data.probes, recipe.maxNewTokens);
-      const reads = await readingGap(trainer, data.heldOutLoss);
+      const reads = await answerCeOwnAndOther(trainer, data.heldOutLoss);
       state.stage1.curve = [{ step: 0, seconds: 0, compressed: r.scores, memory: r.memory, answerCe: reads, examples: examples(r.texts) }];
       log(`stage1 @0 (untrained): compressed F1 ${r.scores.f1}, Cover-EM ${r.scores.coverEm}; memory cosine between documents ${r.memory?.betweenDocuments}, first/last slot ${r.memory?.firstLastSlot}; held-out answer CE ${reads.ownDocument} own document, ${reads.otherDocument} another`);
       await save();
@@ -270,11 +271,9 @@ async function main() {
 }
 
 /** Held-out answer CE with each record's own document and with another record's (the generator reads the slots only if the second is higher). */
-async function readingGap(trainer: Stage1Trainer, records: PretrainRecord[]) {
-  const other = records.map((r, i) => ({ ...r, doc: records[(i + 7) % records.length].doc }));
-  const own = (await trainer.lossOn(records)).parts.ce;
-  const another = (await trainer.lossOn(other)).parts.ce;
-  return { ownDocument: +own.toFixed(4), otherDocument: +another.toFixed(4) };
+async function answerCeOwnAndOther(trainer: Stage1Trainer, records: PretrainRecord[]) {
+  const { own, other } = await readingGap(trainer, records, 7);
+  return { ownDocument: +own.toFixed(4), otherDocument: +other.toFixed(4) };
 }
 
 function baselineKey(clara: ClaraModel, probes: Probe[], maxNewTokens: number): string {

@@ -14,6 +14,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { readPretrainRecords, Stage1Trainer } from "../lib";
 import type { PretrainRecord } from "../lib/data/records";
+import { readingGap } from "../lib/eval/heldout";
 import { packageRoot } from "../lib/native";
 import type { TrainEvent } from "../lib/trainers/trainer";
 import { machine, writeBenchResult } from "./machine";
@@ -61,8 +62,6 @@ async function main() {
     .records.filter((r) => r.dataType === "qa")
     .slice(0, docs);
   const reconstruction: PretrainRecord[] = qa.map((r) => ({ dataType: "paraphrase", questions: [], answers: [r.doc], doc: r.doc }));
-  // Another record's document: a rotation, so every document is used once as the wrong one.
-  const swapped = (records: PretrainRecord[]) => records.map((r, i) => ({ ...r, doc: records[(i + 1) % records.length].doc }));
   const log = (s: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
   const result: Record<string, unknown> = {
     bench: "reading",
@@ -105,8 +104,7 @@ async function main() {
       },
     });
     const gap = async (records: PretrainRecord[]) => {
-      const own = (await trainer.lossOn(records)).parts.ce;
-      const other = (await trainer.lossOn(swapped(records))).parts.ce;
+      const { own, other } = await readingGap(trainer, records, 1);
       return { own: +own.toFixed(4), other: +other.toFixed(4), gap: +(other - own).toFixed(4) };
     };
     const measure = async (step: number): Promise<Point> => {

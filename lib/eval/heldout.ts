@@ -69,6 +69,20 @@ export function memoryDiversity(compressed: Tensor): MemoryDiversity {
   return { betweenDocuments: round(pairs ? between / pairs : 1), firstLastSlot: round(docs ? firstLast / docs : 1) };
 }
 
+/**
+ * Mean stage-1 answer CE of `records` with each record's own compressed document and with the
+ * document `offset` records on (a rotation: each document is the wrong one once). The two are
+ * equal when the generator does not read its memory slots, however low the loss.
+ */
+export async function readingGap(
+  trainer: { lossOn(records: PretrainRecord[]): Promise<{ parts: Record<string, number> }> },
+  records: PretrainRecord[],
+  offset: number,
+): Promise<{ own: number; other: number }> {
+  const swapped = records.map((r, i) => ({ ...r, doc: records[(i + offset) % records.length].doc }));
+  return { own: (await trainer.lossOn(records)).parts.ce, other: (await trainer.lossOn(swapped)).parts.ce };
+}
+
 /** The first `questionsPerDoc` questions of each QA record. */
 export function heldOutProbes(records: readonly PretrainRecord[], questionsPerDoc: number): HeldOutProbe[] {
   return records
