@@ -156,7 +156,7 @@ describe.each(STAGES)("stage %i against the Python MLX peer", (stage) => {
 
       // Our evaluation path (no optimizer) gives the loss of the first update.
       const o = resolveStageConfig(`stage${stage}`, trainOptions(stage, out));
-      const evalLoss = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec: stageSpec(clara, plan, o.mseWeight) });
+      const evalLoss = (await nativeModel(clara.model).evalLosses({ loss: plan.nativeStage, batches: [batch], spec: stageSpec(clara, plan, o.mseWeight) }))[0];
       const first = g.updates[0];
       const errors: Record<string, number> = {
         evalLoss: rel(evalLoss.loss, first.loss),

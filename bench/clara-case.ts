@@ -41,7 +41,7 @@ export const CASE_NOTES = [
   "Stage 1-2 loss = CE + mseWeight * MSE; the compressor pass uses the compressor adapter, the generator pass the generator adapter, in one graph.",
   "Training: AdamW (bias-corrected, PyTorch semantics) at a constant lr, global-norm clipping at maxGradNorm, LoRA dropout on. 'trainable' lists " +
     "adapter names (every lora a/b of that adapter) and exact parameter names (clara.mem_embeddings).",
-  "expected is our loss with dropout off (claraEvalLoss) on this batch with params.npz, before any update; a peer must match it within 1e-3 relative.",
+  "expected is our loss with dropout off (evalLosses) on this batch with params.npz, before any update; a peer must match it within 1e-3 relative.",
 ];
 
 export interface CaseMeta {

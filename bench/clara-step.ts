@@ -136,7 +136,7 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
   await perturbLoraB(clara, SEED + 7, 0.01);
   const { plan, batch, config } = await stagePlan(stage, clara, pretrain);
   const spec = { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau };
-  const expected = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec });
+  const expected = (await nativeModel(clara.model).evalLosses({ loss: plan.nativeStage, batches: [batch], spec }))[0];
   const lr = config.lr;
   const adamw = DEFAULTS.adamw;
   const dir = path.join(root, `stage${stage}-rho${rate}`);
@@ -167,7 +167,7 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
   await memoryInfo(true);
   for (let i = 0; i < WARMUP + STEPS; i++) {
     const t0 = performance.now();
-    const r = await nativeModel(clara.model).claraTrainStep({ stage: plan.nativeStage, microBatches: [batch], spec, seed: SEED });
+    const r = await nativeModel(clara.model).trainStep({ loss: plan.nativeStage, microBatches: [batch], spec, seed: SEED });
     if (!Number.isFinite(r.loss)) throw new Error(`stage ${stage} ρ=${rate}: non-finite loss ${r.loss}`);
     if (i >= WARMUP) seconds.push((performance.now() - t0) / 1000);
     loss = r.loss;
@@ -237,7 +237,7 @@ async function timeLanes(clara: ClaraModel, plan: StagePlan<unknown>, lr: number
     const seconds: number[] = [];
     for (let i = 0; i < WARMUP + STEPS; i++) {
       const t0 = performance.now();
-      await nativeModel(clara.model).claraTrainStep({ stage: plan.nativeStage, microBatches, spec, seed: SEED });
+      await nativeModel(clara.model).trainStep({ loss: plan.nativeStage, microBatches, spec, seed: SEED });
       if (i >= WARMUP) seconds.push((performance.now() - t0) / 1000);
     }
     out[key] = +median(seconds).toFixed(3);

@@ -1,5 +1,5 @@
-// NativeModel's CLaRa methods: memory tokens, compression, the stage losses, retrieval and
-// generation from compressed documents. Conversions only; the method lives in native/clara/.
+// NativeModel's CLaRa methods: memory tokens, compression, retrieval and generation from
+// compressed documents (the stage losses train through model_train.cpp). Conversions only; the method lives in native/clara/.
 #include "clara/compressor.h"
 #include "clara/generator.h"
 #include "clara/memory_input.h"
@@ -12,76 +12,8 @@
 #include "model_convert.h"
 #include "model_handle.h"
 #include "model_state.h"
-#include "train/data_parallel.h"
 
 namespace clara::binding {
-
-namespace {
-
-ClaraSpec to_clara_spec(Napi::Env env, Napi::Value v) {
-  Napi::Object o = object_arg(env, v, "spec");
-  ClaraSpec s;
-  s.n_mem = required_int(o, "nMem", 1, 4096);
-  s.k = required_int(o, "k", 1, 4096);
-  s.mem0_id = required_int(o, "mem0Id", 0, 1 << 30);
-  s.mse_weight = static_cast<float>(required_number(o, "mseWeight", 0, 1e6));
-  s.tau = static_cast<float>(required_number(o, "tau", 0, 1e6));
-  s.compressor = required_string(o, "compressor");
-  s.generator = required_string(o, "generator");
-  s.query_reasoner = required_string(o, "queryReasoner");
-  return s;
-}
-
-EncoderBatch to_encoder_batch(const HostBatch& b) {
-  TokenBatch t = to_token_batch(b);
-  return {t.ids, t.key_valid ? *t.key_valid : mx::ones(t.ids.shape(), mx::bool_), b.position_offset};
-}
-
-// A stage micro-batch as it arrives from JS: documents / query / candidates / prompt batches.
-struct HostStageBatch {
-  std::optional<HostBatch> docs, query, candidates;
-  HostBatch prompt;
-  int num_candidates = 0;
-};
-
-HostStageBatch to_host_stage_batch(Napi::Env env, Napi::Value v, const std::string& field, bool stage3) {
-  Napi::Object o = object_arg(env, v, field);
-  HostStageBatch b;
-  b.prompt = to_host_batch(env, o.Get("prompt"), field + ".prompt");
-  if (stage3) {
-    b.query = to_host_batch(env, o.Get("query"), field + ".query");
-    b.candidates = to_host_batch(env, o.Get("candidates"), field + ".candidates");
-    b.num_candidates = int_option(o, "numCandidates", 0, 1, 1 << 20);
-  } else {
-    b.docs = to_host_batch(env, o.Get("docs"), field + ".docs");
-  }
-  return b;
-}
-
-LossFunction stage_loss(const Model& m, const HostStageBatch& hb, const ClaraSpec& spec, bool train, std::optional<mx::array> key) {
-  if (hb.query) {
-    Stage3Batch b{to_encoder_batch(*hb.query), to_encoder_batch(*hb.candidates), hb.num_candidates, to_token_batch(hb.prompt)};
-    return [&m, b, spec, train, key](const Params& trainable) { return stage3_loss(m, trainable, b, spec, train, key); };
-  }
-  Stage12Batch b{to_encoder_batch(*hb.docs), to_token_batch(hb.prompt)};
-  return [&m, b, spec, train, key](const Params& trainable) { return stage12_loss(m, trainable, b, spec, train, key); };
-}
-
-Napi::Object micro_to_js(Napi::Env env, const MicroBatchResult& r) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("loss", r.loss);
-  o.Set("tokens", r.tokens);
-  o.Set("parts", values_to_js(env, r.parts));
-  return o;
-}
-
-bool is_stage3(Napi::Object o) {
-  std::string stage = string_option(o, "stage", "");
-  if (stage != "stage12" && stage != "stage3") throw_invalid_argument(o.Env(), "stage", "Expected \"stage12\" or \"stage3\" for stage");
-  return stage == "stage3";
-}
-
-}  // namespace
 
 // claraInit({nMem, seed, firstId}): appends the memory and special tokens' rows (once); firstId is
 // the first new token's id (the tokenizer's length).
@@ -132,51 +64,6 @@ Napi::Value ModelHandle::ClaraCompress(const Napi::CallbackInfo& info) {
   });
 }
 
-// claraTrainStep({stage: "stage12"|"stage3", microBatches, spec, seed}) -> StepResult
-Napi::Value ModelHandle::ClaraTrainStep(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = object_arg(env, info[0], "options");
-  bool stage3 = is_stage3(o);
-  Napi::Value list = o.Get("microBatches");
-  if (!list.IsArray() || list.As<Napi::Array>().Length() == 0) {
-    throw_invalid_argument(env, "microBatches", "Expected a non-empty array of batches for microBatches");
-  }
-  std::vector<HostStageBatch> batches;
-  for (uint32_t i = 0; i < list.As<Napi::Array>().Length(); ++i) {
-    batches.push_back(to_host_stage_batch(env, list.As<Napi::Array>().Get(i), "microBatches[" + std::to_string(i) + "]", stage3));
-  }
-  ClaraSpec spec = to_clara_spec(env, o.Get("spec"));
-  uint64_t seed = seed_option(o, "seed");
-  // Under data parallelism each rank passes the global index of its first micro-batch, so
-  // dropout draws the masks a single process would.
-  int micro_offset = int_option(o, "microOffset", 0, 0, 1 << 30);
-  return thread(env).submit(env, [s = state_, batches, spec, seed, micro_offset] {
-    Model& m = s->get();
-    Trainer& t = s->get_trainer();
-    std::vector<LossFunction> losses;
-    for (size_t i = 0; i < batches.size(); ++i) {
-      losses.push_back(stage_loss(m, batches[i], spec, true, dropout_key(seed, t.step(), micro_offset + static_cast<int>(i))));
-    }
-    t.accumulate_all(losses);
-    StepResult r = t.apply();
-    return Completion([r](Napi::Env env) -> Napi::Value { return step_to_js(env, r); });
-  });
-}
-
-// claraEvalLoss({stage, batch, spec}) -> {loss, tokens, parts}: no dropout, no gradient
-Napi::Value ModelHandle::ClaraEvalLoss(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = object_arg(env, info[0], "options");
-  bool stage3 = is_stage3(o);
-  HostStageBatch batch = to_host_stage_batch(env, o.Get("batch"), "batch", stage3);
-  ClaraSpec spec = to_clara_spec(env, o.Get("spec"));
-  return thread(env).submit(env, [s = state_, batch, spec] {
-    Model& m = s->get();
-    MicroBatchResult r = evaluate_terms(stage_loss(m, batch, spec, false, std::nullopt)(Params{}));
-    return Completion([r](Napi::Env env) -> Napi::Value { return micro_to_js(env, r); });
-  });
-}
-
 // claraGenerate({prompt, compressed: Tensor [B·k, n, H] | docs: batch, spec, options}) -> generation
 Napi::Value ModelHandle::ClaraGenerate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -194,9 +81,10 @@ Napi::Value ModelHandle::ClaraGenerate(const Napi::CallbackInfo& info) {
     mx::array vectors = compressed ? to_array(*compressed)
                                    : compress(m, p, to_encoder_batch(*docs), spec.n_mem, m.active(spec.compressor, false)).vectors;
     TokenBatch b = to_token_batch(prompt);
+    mx::array slots = memory_slot_sources(prompt.ids, spec.mem0_id, spec.n_mem, spec.k);
     VocabExtension vocab = memory_vocab(p, m);
-    mx::array embeddings = fill_memory_slots(embed_tokens(p, b.ids, &vocab), b.ids, memory_input(p, mx::astype(vectors, m.dtype())),
-                                             spec.mem0_id, spec.n_mem, spec.k);
+    mx::array embeddings = fill_memory_slots(embed_tokens(p, b.ids, &vocab), slots, memory_input(p, mx::astype(vectors, m.dtype())),
+                                             spec.n_mem, spec.k);
     auto r = std::make_shared<GenerateResult>(generate(m, embeddings, b.key_valid, spec.generator, g, &vocab));
     return Completion([r](Napi::Env env) -> Napi::Value { return generation_to_js(env, *r); });
   });
@@ -272,30 +160,6 @@ Napi::Value ModelHandle::IndexDrop(const Napi::CallbackInfo& info) {
   return thread(env).submit(env, [s = state_, name] {
     s->indexes.erase(name);
     return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
-  });
-}
-
-// meanOverRanks(values: number[]) -> number[]: the mean of each value over the trainer's ranks
-// (itself when training runs in one process): evaluation metrics reduced across ranks.
-Napi::Value ModelHandle::MeanOverRanks(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsArray()) throw_invalid_argument(env, "values", "Expected an array of numbers for values");
-  Napi::Array a = info[0].As<Napi::Array>();
-  std::vector<float> values;
-  for (uint32_t i = 0; i < a.Length(); ++i) values.push_back(a.Get(i).As<Napi::Number>().FloatValue());
-  return thread(env).submit(env, [s = state_, values] {
-    std::vector<float> out = values;
-    if (s->trainer && s->trainer->data_parallel() && !values.empty()) {
-      mx::array v(values.data(), {static_cast<int>(values.size())}, mx::float32);
-      mx::array mean = average_over_ranks({v}, *s->trainer->data_parallel())[0];
-      mean.eval();
-      out.assign(mean.data<float>(), mean.data<float>() + values.size());
-    }
-    return Completion([out](Napi::Env env) -> Napi::Value {
-      Napi::Array r = Napi::Array::New(env, out.size());
-      for (size_t i = 0; i < out.size(); ++i) r.Set(static_cast<uint32_t>(i), out[i]);
-      return r;
-    });
   });
 }
 

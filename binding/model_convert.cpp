@@ -78,11 +78,27 @@ HostBatch to_host_batch(Napi::Env env, Napi::Value v, const std::string& field) 
 }
 
 TokenBatch to_token_batch(const HostBatch& b) {
+  return make_token_batch(b.ids, b.key_valid ? &*b.key_valid : nullptr, b.loss_mask ? &*b.loss_mask : nullptr);
+}
+
+EncoderBatch to_encoder_batch(const HostBatch& b) {
   mx::array ids = to_array(b.ids);
-  std::optional<mx::array> valid;
-  if (b.key_valid) valid = mx::astype(to_array(*b.key_valid), mx::bool_);
-  mx::array loss_mask = b.loss_mask ? to_array(*b.loss_mask) : mx::ones(ids.shape(), mx::int32);
-  return {ids, valid, loss_mask};
+  mx::array valid = b.key_valid ? mx::astype(to_array(*b.key_valid), mx::bool_) : mx::ones(ids.shape(), mx::bool_);
+  return {ids, valid, b.position_offset};
+}
+
+ClaraSpec to_clara_spec(Napi::Env env, Napi::Value v) {
+  Napi::Object o = object_arg(env, v, "spec");
+  ClaraSpec s;
+  s.n_mem = required_int(o, "nMem", 1, 4096);
+  s.k = required_int(o, "k", 1, 4096);
+  s.mem0_id = required_int(o, "mem0Id", 0, 1 << 30);
+  s.mse_weight = static_cast<float>(required_number(o, "mseWeight", 0, 1e6));
+  s.tau = static_cast<float>(required_number(o, "tau", 0, 1e6));
+  s.compressor = required_string(o, "compressor");
+  s.generator = required_string(o, "generator");
+  s.query_reasoner = required_string(o, "queryReasoner");
+  return s;
 }
 
 NamedTensors to_named_tensors(Napi::Env env, Napi::Value v, const std::string& field) {
@@ -140,6 +156,10 @@ Napi::Object step_to_js(Napi::Env env, const StepResult& r) {
   o.Set("step", r.step);
   o.Set("parts", values_to_js(env, r.parts));
   o.Set("allreduceSeconds", r.allreduce_seconds);
+  Napi::Object memory = Napi::Object::New(env);
+  memory.Set("active", static_cast<double>(r.active_memory));
+  memory.Set("peak", static_cast<double>(r.peak_memory));
+  o.Set("memory", memory);
   return o;
 }
 

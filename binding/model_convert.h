@@ -9,6 +9,8 @@
 
 #include <napi.h>
 
+#include "clara/compressor.h"
+#include "clara/stages.h"
 #include "common/host_tensor.h"
 #include "mlx_thread.h"
 #include "model/config.h"
@@ -35,6 +37,8 @@ Napi::Object lora_to_js(Napi::Env env, const std::string& name, const LoraConfig
 mx::Dtype compute_dtype(const std::string& name);  // MLX thread or JS thread
 HostBatch to_host_batch(Napi::Env env, Napi::Value v, const std::string& field);
 TokenBatch to_token_batch(const HostBatch& b);     // MLX thread
+EncoderBatch to_encoder_batch(const HostBatch& b); // MLX thread
+ClaraSpec to_clara_spec(Napi::Env env, Napi::Value v);
 NamedTensors to_named_tensors(Napi::Env env, Napi::Value v, const std::string& field);
 Napi::Array named_tensors_to_js(Napi::Env env, const NamedTensors& entries);
 TrainerConfig to_trainer_config(Napi::Object o);

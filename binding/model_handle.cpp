@@ -5,7 +5,6 @@
 #include "convert.h"
 #include "model_convert.h"
 #include "model_state.h"
-#include "train/data_parallel.h"
 #include "errors.h"
 #include "model/generate.h"
 #include "model/llama.h"
@@ -28,7 +27,8 @@ Napi::Function ModelHandle::Define(Napi::Env env) {
                                        InstanceMethod("getParameters", &ModelHandle::GetParameters),
                                        InstanceMethod("setParameters", &ModelHandle::SetParameters),
                                        InstanceMethod("createTrainer", &ModelHandle::CreateTrainer),
-                                       InstanceMethod("lmTrainStep", &ModelHandle::LmTrainStep),
+                                       InstanceMethod("trainStep", &ModelHandle::TrainStep),
+                                       InstanceMethod("evalLosses", &ModelHandle::EvalLosses),
                                        InstanceMethod("lmLossAndGrad", &ModelHandle::LmLossAndGrad),
                                        InstanceMethod("optimizerState", &ModelHandle::OptimizerState),
                                        InstanceMethod("setOptimizerState", &ModelHandle::SetOptimizerState),
@@ -36,8 +36,6 @@ Napi::Function ModelHandle::Define(Napi::Env env) {
                                        InstanceMethod("claraInit", &ModelHandle::ClaraInit),
                                        InstanceMethod("claraCalibrateMemoryInput", &ModelHandle::ClaraCalibrateMemoryInput),
                                        InstanceMethod("claraCompress", &ModelHandle::ClaraCompress),
-                                       InstanceMethod("claraTrainStep", &ModelHandle::ClaraTrainStep),
-                                       InstanceMethod("claraEvalLoss", &ModelHandle::ClaraEvalLoss),
                                        InstanceMethod("claraGenerate", &ModelHandle::ClaraGenerate),
                                        InstanceMethod("claraRetrieve", &ModelHandle::ClaraRetrieve),
                                        InstanceMethod("indexAdd", &ModelHandle::IndexAdd),
@@ -225,142 +223,6 @@ Napi::Value ModelHandle::SetParameters(const Napi::CallbackInfo& info) {
     }
     for (const auto& [name, lora] : declared) m.declare_adapter(name, lora);
     if (s->trainer) s->trainer.reset();  // its optimizer state no longer matches
-    return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
-  });
-}
-
-// createTrainer({trainable: string[], adamw, schedule, maxGradNorm}); trainable entries are
-// exact names or prefixes ending in '.'
-Napi::Value ModelHandle::CreateTrainer(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = object_arg(env, info[0], "options");
-  std::vector<std::string> patterns = string_list_option(o, "trainable");
-  TrainerConfig config = to_trainer_config(o);
-  std::string backend = string_option(o, "distributed", "");
-  return thread(env).submit(env, [s = state(env), patterns, config, backend] {
-    Model& m = s->get();
-    std::vector<std::string> names = m.parameters_matching(patterns);
-    s->trainer = std::make_unique<Trainer>(m, names, config);
-    if (!backend.empty()) s->trainer->enable_data_parallel(join_data_parallel(backend));
-    int rank = s->trainer->data_parallel() ? s->trainer->data_parallel()->rank() : 0;
-    int world = s->trainer->data_parallel() ? s->trainer->data_parallel()->size() : 1;
-    auto count = std::make_shared<size_t>(0);
-    for (const auto& n : names) *count += m.extra().at(n).size();
-    size_t tensors = names.size();
-    return Completion([count, tensors, rank, world](Napi::Env env) -> Napi::Value {
-      Napi::Object out = Napi::Object::New(env);
-      out.Set("parameters", static_cast<double>(*count));
-      out.Set("tensors", static_cast<double>(tensors));
-      out.Set("rank", rank);
-      out.Set("worldSize", world);
-      return out;
-    });
-  });
-}
-
-// lmTrainStep({microBatches: batch[], adapter, seed}) -> Promise<StepResult>
-Napi::Value ModelHandle::LmTrainStep(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = object_arg(env, info[0], "options");
-  Napi::Value mbs = o.Get("microBatches");
-  if (!mbs.IsArray() || mbs.As<Napi::Array>().Length() == 0) {
-    throw_invalid_argument(env, "microBatches", "Expected a non-empty array of batches for microBatches");
-  }
-  std::vector<HostBatch> batches;
-  for (uint32_t i = 0; i < mbs.As<Napi::Array>().Length(); ++i) {
-    batches.push_back(to_host_batch(env, mbs.As<Napi::Array>().Get(i), "microBatches[" + std::to_string(i) + "]"));
-  }
-  std::string adapter = string_option(o, "adapter", "");
-  uint64_t seed = seed_option(o, "seed");
-  int micro_offset = int_option(o, "microOffset", 0, 0, 1 << 30);
-  return thread(env).submit(env, [s = state(env), batches, adapter, seed, micro_offset] {
-    Model& m = s->get();
-    Trainer& t = s->get_trainer();
-    std::vector<LossFunction> losses;
-    for (size_t i = 0; i < batches.size(); ++i) {
-      TokenBatch b = to_token_batch(batches[i]);
-      mx::array key = dropout_key(seed, t.step(), micro_offset + static_cast<int>(i));
-      losses.push_back([&m, &adapter, b, key](const Params& trainable) { return lm_loss(m, trainable, b, adapter, true, key); });
-    }
-    t.accumulate_all(losses);
-    StepResult r = t.apply();
-    return Completion([r](Napi::Env env) -> Napi::Value { return step_to_js(env, r); });
-  });
-}
-
-// lmLossAndGrad({batch, adapter, train, seed}) -> {loss, tokens, grads: [name, Tensor][]}
-Napi::Value ModelHandle::LmLossAndGrad(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = object_arg(env, info[0], "options");
-  HostBatch batch = to_host_batch(env, o.Get("batch"), "batch");
-  std::string adapter = string_option(o, "adapter", "");
-  bool train = bool_option(o, "train", false);
-  uint64_t seed = seed_option(o, "seed");
-  return thread(env).submit(env, [s = state(env), batch, adapter, train, seed] {
-    Model& m = s->get();
-    if (!s->trainer) throw Error("E_NO_TRAINER", "[train] call createTrainer() first");
-    TokenBatch b = to_token_batch(batch);
-    auto [loss, grads] = s->trainer->loss_and_grad(
-        [&](const Params& trainable) { return lm_loss(m, trainable, b, adapter, train, dropout_key(seed, 0, 0)); });
-    auto named = std::make_shared<NamedTensors>();
-    for (size_t i = 0; i < grads.size(); ++i) named->emplace_back(s->trainer->trainable()[i], to_host(grads[i]));
-    float l = loss.loss.item<float>(), tokens = loss.tokens.item<float>();
-    return Completion([named, l, tokens](Napi::Env env) -> Napi::Value {
-      Napi::Object out = Napi::Object::New(env);
-      out.Set("loss", l);
-      out.Set("tokens", tokens);
-      out.Set("grads", named_tensors_to_js(env, *named));
-      return out;
-    });
-  });
-}
-
-// optimizerState() -> {step, m: [name, Tensor][], v: [name, Tensor][]}
-Napi::Value ModelHandle::OptimizerState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return thread(env).submit(env, [s = state(env)] {
-    if (!s->trainer) throw Error("E_NO_TRAINER", "[train] call createTrainer() first");
-    Trainer& t = *s->trainer;
-    auto m = std::make_shared<NamedTensors>(), v = std::make_shared<NamedTensors>();
-    for (size_t i = 0; i < t.trainable().size(); ++i) {
-      m->emplace_back(t.trainable()[i], to_host(t.optimizer_state().m[i]));
-      v->emplace_back(t.trainable()[i], to_host(t.optimizer_state().v[i]));
-    }
-    int step = t.step();
-    return Completion([m, v, step](Napi::Env env) -> Napi::Value {
-      Napi::Object out = Napi::Object::New(env);
-      out.Set("step", step);
-      out.Set("m", named_tensors_to_js(env, *m));
-      out.Set("v", named_tensors_to_js(env, *v));
-      return out;
-    });
-  });
-}
-
-Napi::Value ModelHandle::SetOptimizerState(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = object_arg(env, info[0], "state");
-  int step = int_option(o, "step", 0, 0, 1 << 30);
-  NamedTensors m = to_named_tensors(env, o.Get("m"), "state.m");
-  NamedTensors v = to_named_tensors(env, o.Get("v"), "state.v");
-  return thread(env).submit(env, [s = state(env), step, m, v] {
-    if (!s->trainer) throw Error("E_NO_TRAINER", "[train] call createTrainer() first");
-    Trainer& t = *s->trainer;
-    const auto& names = t.trainable();
-    if (m.size() != names.size() || v.size() != names.size()) {
-      throw Error("E_OPTIMIZER_STATE", "[resume] the optimizer state holds " + std::to_string(m.size()) +
-                                           " tensors but the trainer has " + std::to_string(names.size()));
-    }
-    AdamWState state;
-    state.step = step;
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (m[i].first != names[i] || v[i].first != names[i]) {
-        throw Error("E_OPTIMIZER_STATE", "[resume] optimizer state entry '" + m[i].first + "' does not match '" + names[i] + "'");
-      }
-      state.m.push_back(to_array(m[i].second));
-      state.v.push_back(to_array(v[i].second));
-    }
-    t.optimizer_state() = std::move(state);
     return Completion([](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   });
 }

@@ -32,25 +32,26 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value Adapters(const Napi::CallbackInfo& info);
   Napi::Value GetParameters(const Napi::CallbackInfo& info);
   Napi::Value SetParameters(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  // Training (model_train.cpp)
   Napi::Value CreateTrainer(const Napi::CallbackInfo& info);
-  Napi::Value LmTrainStep(const Napi::CallbackInfo& info);
+  Napi::Value TrainStep(const Napi::CallbackInfo& info);
+  Napi::Value EvalLosses(const Napi::CallbackInfo& info);
   Napi::Value LmLossAndGrad(const Napi::CallbackInfo& info);
   Napi::Value OptimizerState(const Napi::CallbackInfo& info);
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
-  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value MeanOverRanks(const Napi::CallbackInfo& info);
 
   // CLaRa (model_clara.cpp)
   Napi::Value ClaraInit(const Napi::CallbackInfo& info);
   Napi::Value ClaraCalibrateMemoryInput(const Napi::CallbackInfo& info);
   Napi::Value ClaraCompress(const Napi::CallbackInfo& info);
-  Napi::Value ClaraTrainStep(const Napi::CallbackInfo& info);
-  Napi::Value ClaraEvalLoss(const Napi::CallbackInfo& info);
   Napi::Value ClaraGenerate(const Napi::CallbackInfo& info);
   Napi::Value ClaraRetrieve(const Napi::CallbackInfo& info);
   Napi::Value IndexAdd(const Napi::CallbackInfo& info);
   Napi::Value IndexSearch(const Napi::CallbackInfo& info);
   Napi::Value IndexDrop(const Napi::CallbackInfo& info);
-  Napi::Value MeanOverRanks(const Napi::CallbackInfo& info);
 
   std::shared_ptr<ModelState> state_;
 };

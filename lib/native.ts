@@ -54,6 +54,17 @@ export interface NativeStepResult {
   parts: Record<string, number>;
   /** Seconds spent averaging gradients across ranks (0 in one process). */
   allreduceSeconds: number;
+  /** The allocator's bytes in use after the update, and its high-water mark so far. */
+  memory: { active: number; peak: number };
+}
+
+/** Which loss a step or an evaluation computes: next-token CE through one adapter, or a CLaRa stage loss. */
+export type NativeLoss = { loss: "lm"; adapter?: string } | { loss: "stage12" | "stage3"; spec: NativeClaraSpec };
+
+export interface NativeLossResult {
+  loss: number;
+  tokens: number;
+  parts: Record<string, number>;
 }
 
 export interface NativeAdapterInfo {
@@ -104,7 +115,17 @@ export interface NativeModel {
   getParameters(prefix?: string): Promise<NamedTensor[]>;
   setParameters(entries: NamedTensor[], options?: { adapters?: NativeAdapterInfo[] }): Promise<void>;
   createTrainer(options: NativeTrainerOptions): Promise<{ parameters: number; tensors: number; rank: number; worldSize: number }>;
-  lmTrainStep(options: { microBatches: NativeBatch[]; adapter?: string; seed?: number; microOffset?: number }): Promise<NativeStepResult>;
+  /** One optimizer update over micro-batches (token batches for "lm", stage batches for the stages). */
+  trainStep(
+    options: NativeLoss & {
+      microBatches: NativeBatch[] | NativeStageBatch[];
+      seed?: number;
+      /** Global index of the first micro-batch (data parallelism). */
+      microOffset?: number;
+    },
+  ): Promise<NativeStepResult>;
+  /** Each batch's loss with dropout off and no gradient, in one crossing. */
+  evalLosses(options: NativeLoss & { batches: NativeBatch[] | NativeStageBatch[] }): Promise<NativeLossResult[]>;
   lmLossAndGrad(options: { batch: NativeBatch; adapter?: string; train?: boolean; seed?: number }): Promise<{
     loss: number;
     tokens: number;
@@ -118,21 +139,8 @@ export interface NativeModel {
   claraInit(options: { nMem: number; seed?: number; firstId: number }): Promise<void>;
   claraCalibrateMemoryInput(options: { vectors: Tensor }): Promise<void>;
   claraCompress(options: { docs: NativeBatch; spec: NativeClaraSpec; adapter?: string }): Promise<{ vectors: Tensor; mse: number }>;
-  claraTrainStep(options: {
-    stage: "stage12" | "stage3";
-    microBatches: NativeStageBatch[];
-    spec: NativeClaraSpec;
-    seed?: number;
-    /** Global index of the first micro-batch (data parallelism). */
-    microOffset?: number;
-  }): Promise<NativeStepResult>;
   /** Mean of each value over the trainer's ranks. */
   meanOverRanks(values: number[]): Promise<number[]>;
-  claraEvalLoss(options: { stage: "stage12" | "stage3"; batch: NativeStageBatch; spec: NativeClaraSpec }): Promise<{
-    loss: number;
-    tokens: number;
-    parts: Record<string, number>;
-  }>;
   claraGenerate(options: {
     prompt: NativeBatch;
     compressed?: Tensor;

@@ -90,7 +90,7 @@ async function writeStage(stage: GoldenStage, root: string, model: { dir: string
     const spec = stageSpec(clara, plan, o.mseWeight);
     // The canonical order; runStage shuffles the rows of each update, which changes only rounding.
     const batch = plan.batch(plan.train, plan.train.map((_, i) => i));
-    const expected = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch, spec });
+    const expected = (await nativeModel(clara.model).evalLosses({ loss: plan.nativeStage, batches: [batch], spec }))[0];
     const meta: GoldenCaseMeta = {
       ...stageCaseFields(stage, clara, plan, spec, batch, expected),
       model: model.dir,

@@ -251,7 +251,7 @@ def main(argv):
     mx.random.seed(a.seed)
     model, inputs, loss_fn = build(meta, params, batch)
 
-    # The check: dropout off, the parameters of params.npz, against our claraEvalLoss.
+    # The check: dropout off, the parameters of params.npz, against our evalLosses.
     model.eval()
     check, check_ce, check_mse = loss_fn(model, *inputs)
     mx.eval(check, check_ce, check_mse)

@@ -366,7 +366,8 @@ export class Model {
    * the update uses the mean of the micro-batches' token-mean losses).
    */
   trainStep(microBatches: LmExample[][], options: { adapter?: string; seed?: number } = {}): Promise<NativeStepResult> {
-    return this.#native.lmTrainStep({
+    return this.#native.trainStep({
+      loss: "lm",
       microBatches: microBatches.map((examples) => this.lmBatch(examples)),
       adapter: options.adapter,
       seed: options.seed,

@@ -8,7 +8,6 @@ import { ClaraError } from "../errors";
 import { Random, subSeed } from "../data/random";
 import { readCheckpoint, readOptimizerState, removeStaleCheckpointTemps, type Stage } from "../io/checkpoint";
 import type { NativeOptimizerState, NativeStageBatch, NativeStepResult } from "../native";
-import { memoryInfo } from "../runtime";
 import { nativeModel } from "../model/model";
 import type { ClaraModel } from "../clara/clara-model";
 import { DEFAULTS } from "../clara/config";
@@ -217,8 +216,8 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, o: Loop
       const t0 = performance.now();
       let r: NativeStepResult;
       try {
-        r = await nativeModel(clara.model).claraTrainStep({
-          stage: plan.nativeStage,
+        r = await nativeModel(clara.model).trainStep({
+          loss: plan.nativeStage,
           microBatches,
           spec,
           seed: o.seed,
@@ -241,7 +240,6 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, o: Loop
       // One process has nothing to reduce: no native call.
       const processed = worldSize === 1 ? local : (await nativeModel(clara.model).meanOverRanks([local]))[0] * worldSize;
       const elapsedSeconds = (performance.now() - started) / 1000;
-      const mem = await memoryInfo();
       history.push({ step, loss: r.loss, parts: r.parts, lr: r.lr });
       emit({
         type: "step",
@@ -259,7 +257,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, o: Loop
         allreduceSeconds: r.allreduceSeconds,
         elapsedSeconds,
         etaSeconds: (elapsedSeconds / (step - firstStep)) * (totalSteps - step),
-        memory: { active: mem.active, peak: mem.peak },
+        memory: r.memory,
       });
       if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) await evaluate();
       const byCount = o.checkpointEvery > 0 && step % o.checkpointEvery === 0;
@@ -275,12 +273,14 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, o: Loop
   }
 }
 
+const EVAL_CHUNK = 32;
+
 /** The native spec of a stage's loss. */
 export function stageSpec<R>(clara: ClaraModel, plan: StagePlan<R>, mseWeight: number) {
   return { ...clara.spec(plan.k), tau: plan.tau ?? DEFAULTS.tau, mseWeight };
 }
 
-/** Sums of the loss and of each part over `examples` ([record, cache key]), one record per native call, no optimizer involved. */
+/** Sums of the loss and of each part over `examples` ([record, cache key]), each record its own batch, no optimizer involved. */
 export async function summedLosses<R>(
   clara: ClaraModel,
   plan: StagePlan<R>,
@@ -289,10 +289,14 @@ export async function summedLosses<R>(
 ): Promise<{ loss: number; parts: Record<string, number> }> {
   let loss = 0;
   const parts: Record<string, number> = {};
-  for (const [record, key] of examples) {
-    const r = await nativeModel(clara.model).claraEvalLoss({ stage: plan.nativeStage, batch: plan.batch([record], [key]), spec });
-    loss += r.loss;
-    for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
+  // A crossing per chunk, not per record; the chunk bounds the batches held at once.
+  for (let i = 0; i < examples.length; i += EVAL_CHUNK) {
+    const chunk = examples.slice(i, i + EVAL_CHUNK);
+    const batches = chunk.map(([record, key]) => plan.batch([record], [key]));
+    for (const r of await nativeModel(clara.model).evalLosses({ loss: plan.nativeStage, batches, spec })) {
+      loss += r.loss;
+      for (const [k, v] of Object.entries(r.parts)) parts[k] = (parts[k] ?? 0) + v;
+    }
   }
   return { loss, parts };
 }

@@ -18,12 +18,11 @@ std::optional<mx::array> subkey(const std::optional<mx::array>& key, int i) {
 }
 
 // Generator forward over a prompt whose slots hold `compressed`; masked next-token CE.
-MaskedLoss generator_loss(const Model& model, const ParamView& p, const TokenBatch& prompt, const mx::array& compressed,
-                          const ClaraSpec& spec, int k, const ActiveAdapter& adapter) {
+MaskedLoss generator_loss(const Model& model, const ParamView& p, const TokenBatch& prompt, const mx::array& slots,
+                          const mx::array& compressed, const ClaraSpec& spec, int k, const ActiveAdapter& adapter) {
   const ModelConfig& c = model.config();
   VocabExtension vocab = memory_vocab(p, model);
-  mx::array embeddings = fill_memory_slots(embed_tokens(p, prompt.ids, &vocab), prompt.ids, memory_input(p, compressed), spec.mem0_id,
-                                           spec.n_mem, k);
+  mx::array embeddings = fill_memory_slots(embed_tokens(p, prompt.ids, &vocab), slots, memory_input(p, compressed), spec.n_mem, k);
   mx::array hidden = decoder_hidden(p, c, embeddings, prompt.key_valid, adapter);
   return next_token_loss(p, c, hidden, prompt, &vocab);
 }
@@ -40,7 +39,7 @@ LossTerms stage12_loss(const Model& model, const Params& overrides, const Stage1
   }
   // Both adapters stay in the graph: CE reaches the compressor through the filled slots (spec §2.1).
   Compressed docs = compress(model, p, batch.docs, spec.n_mem, model.active(spec.compressor, train, subkey(key, 0)));
-  MaskedLoss ce = generator_loss(model, p, batch.prompt, docs.vectors, spec, spec.k, model.active(spec.generator, train, subkey(key, 1)));
+  MaskedLoss ce = generator_loss(model, p, batch.prompt, batch.slots, docs.vectors, spec, spec.k, model.active(spec.generator, train, subkey(key, 1)));
   mx::array loss = mx::add(ce.loss, mx::multiply(mx::array(spec.mse_weight, ce.loss.dtype()), mx::astype(docs.mse, ce.loss.dtype())));
   return {loss, ce.tokens, {{"ce", ce.loss}, {"mse", docs.mse}}};
 }
@@ -61,7 +60,7 @@ LossTerms stage3_loss(const Model& model, const Params& overrides, const Stage3B
   // Selected documents in rank order: [B, k, n·H] -> [B·k, n, H].
   mx::array selected = mx::matmul(mx::astype(top.weights, m.dtype()), m);
   selected = mx::reshape(selected, {B * spec.k, n, H});
-  MaskedLoss ce = generator_loss(model, p, batch.prompt, selected, spec, spec.k, model.active(spec.generator, train, subkey(key, 2)));
+  MaskedLoss ce = generator_loss(model, p, batch.prompt, batch.slots, selected, spec, spec.k, model.active(spec.generator, train, subkey(key, 2)));
   // Stage 3 trains on the next-token loss alone (no MSE, no retrieval loss: spec §2.3).
   return {ce.loss, ce.tokens, {{"ce", ce.loss}}};
 }

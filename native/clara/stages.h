@@ -30,7 +30,8 @@ struct ClaraSpec {
 
 struct Stage12Batch {
   EncoderBatch docs;   // B·k documents, prompt-major
-  TokenBatch prompt;   // B generator prompts with the answer; loss_mask marks answer + EOS
+  TokenBatch prompt;   // B generator prompts with the answer; the targets are answer + EOS
+  mx::array slots;     // [B, L] memory_slot_sources of the prompt
 };
 
 struct Stage3Batch {
@@ -38,6 +39,7 @@ struct Stage3Batch {
   EncoderBatch candidates;  // B·N documents, prompt-major
   int num_candidates = 0;   // N
   TokenBatch prompt;        // B prompts with k slots, filled in rank order
+  mx::array slots;          // [B, L] memory_slot_sources of the prompt
 };
 
 // `train` turns LoRA dropout on; `key` seeds it.

@@ -69,6 +69,21 @@ mx::array to_array(const HostTensor& t) {
   }
 }
 
+std::vector<int32_t> host_ints(const HostTensor& t) {
+  size_t n = t.size();
+  if (t.bytes.size() != n * mx::size_of(t.dtype)) invalid_argument("host_ints", "byte count does not match the shape");
+  std::vector<int32_t> out(n);
+  const uint8_t* b = t.bytes.data();
+  if (t.dtype == mx::int32 || t.dtype == mx::uint32) {
+    std::memcpy(out.data(), b, n * 4);
+  } else if (t.dtype == mx::uint8 || t.dtype == mx::bool_) {
+    for (size_t i = 0; i < n; ++i) out[i] = b[i];
+  } else {
+    invalid_argument("host_ints", "expected an integer or bool tensor, got " + dtype_name(t.dtype));
+  }
+  return out;
+}
+
 HostTensor to_host(mx::array a) {
   HostTensor t;
   t.dtype = a.dtype();

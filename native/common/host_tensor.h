@@ -29,6 +29,9 @@ std::string dtype_name(mx::Dtype dtype);
 // Copies the bytes into a new MLX array. Throws if the byte count does not match the shape.
 mx::array to_array(const HostTensor& t);
 
+// The values of an integer or bool tensor as int32, read on the host (no MLX work).
+std::vector<int32_t> host_ints(const HostTensor& t);
+
 // Evaluates `a` and copies it out in row-major order. Must run on the MLX thread.
 HostTensor to_host(mx::array a);
 

@@ -7,17 +7,12 @@
 
 #include "model/llama.h"
 #include "model/model.h"
+#include "train/token_batch.h"
 #include "train/trainer.h"
 
 namespace clara {
 
-struct TokenBatch {
-  mx::array ids;                        // [B, L] int32, left-padded
-  std::optional<mx::array> key_valid;   // [B, L] 1 = token, 0 = padding; nullopt = no padding
-  mx::array loss_mask;                  // [B, L] 1 where ids[b, t] is a supervised target
-};
-
-// Next-token CE of `hidden` [B, L, H] against batch.ids on the positions batch.loss_mask marks.
+// Next-token CE of `hidden` [B, L, H] on the batch's supervised positions (batch.target_rows).
 // Only the supervised positions go through the output head: in CLaRa prompts most positions
 // are instructions and memory slots, so this skips most of the [B, L, V] logits (the loss is
 // the same as the reference's full-logits one).

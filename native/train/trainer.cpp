@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "runtime/runtime_info.h"
 #include "train/grad.h"
 
 namespace clara {
@@ -172,6 +173,9 @@ StepResult Trainer::apply() {
   r.lr = lr;
   r.step = state_.step;
   r.allreduce_seconds = allreduce_seconds;
+  MemoryInfo memory = memory_info();
+  r.active_memory = memory.active;
+  r.peak_memory = memory.peak;
   for (const auto& [name, total] : part_sums_) r.parts.emplace_back(name, total / micro_batches_);
   reset_accumulation();
   return r;

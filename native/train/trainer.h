@@ -53,6 +53,8 @@ struct StepResult {
   int step = 0;         // optimizer updates done, this one included
   NamedValues parts;    // each component's mean over the micro-batches
   double allreduce_seconds = 0;  // time spent averaging gradients across ranks
+  size_t active_memory = 0;      // allocator bytes in use after the update
+  size_t peak_memory = 0;        // allocator high-water mark so far (runtime/runtime_info.h)
 };
 
 // The LoRA-dropout key of micro-batch `micro` of update `step` in a run seeded `seed`: distinct
