@@ -51,6 +51,7 @@ import { packageRoot } from "../lib/native";
 import { lineChartPng, writePng } from "../lib/report/plot";
 import type { MemoryInput } from "../lib/clara/config";
 import type { TrainEvent } from "../lib/trainers/trainer";
+import type { Stage1Options } from "../lib/trainers/stages";
 import { generateExampleData } from "../tools/make-example-data";
 import { machine, writeBenchResult } from "./machine";
 
@@ -69,7 +70,22 @@ const RECIPE = {
    * template with the document itself as the target, so every document token is supervised.
    */
   reconstruction: 1,
-  stage1: { steps: 150, lr: 1e-3, batchSize: 4, microBatchSize: 2, warmupRatio: 0.03, evalEvery: 50, mseWeight: 0 },
+  stage1: {
+    steps: 150,
+    lr: 1e-3,
+    batchSize: 4,
+    microBatchSize: 2,
+    warmupRatio: 0.03,
+    evalEvery: 50,
+    mseWeight: 0,
+    /**
+     * A stage-1 checkpoint (relative to the package root) to continue with a fresh optimizer and
+     * schedule (Stage1Trainer.fromCheckpoint); "" trains from the base model.
+     */
+    from: "",
+    /** The seed of the data order when continuing (another run's seed would replay its order); null: the recipe's seed. */
+    orderSeed: null as number | null,
+  },
   stage2: { steps: 16, lr: 5e-4, batchSize: 8, microBatchSize: 4, warmupRatio: 0.05, evalEvery: 0 },
   stage3: { steps: 16, lr: 1e-4, batchSize: 8, microBatchSize: 4, warmupRatio: 0, evalEvery: 0, candidates: 10, k: 5 },
   /** Held-out probes: documents (up to 60) × questions per document. */
@@ -186,12 +202,16 @@ async function main() {
   if (!state.stage1?.done) {
     const resume = values.resume && fs.existsSync(s1) && !readCheckpoint(s1).metadata.complete;
     const o = recipe.stage1;
-    const trainer = await Stage1Trainer.create(modelPath, data.train, {
+    const continued = o.from ? path.resolve(root, o.from) : null;
+    const created = {
       compressionRate: recipe.compressionRate,
       docMaxLength: recipe.docMaxLength,
       lora: recipe.lora,
-      seed: recipe.seed,
       memoryInput: recipe.memoryInput,
+    };
+    const options: Stage1Options = {
+      ...(continued ? { modelPath } : created),
+      seed: o.orderSeed ?? recipe.seed,
       out: s1,
       batchSize: o.batchSize,
       microBatchSize: o.microBatchSize,
@@ -225,7 +245,10 @@ async function main() {
         }
         await save();
       },
-    });
+    };
+    const trainer = continued
+      ? await Stage1Trainer.fromCheckpoint(continued, data.train, options)
+      : await Stage1Trainer.create(modelPath, data.train, options);
     const clara = trainer.clara;
     const examples = (texts: string[]) => texts.slice(0, 6).map((p, i) => ({ question: data.probes[i].question, gold: golds[i], prediction: p }));
     if (!state.stage1 || !resume) state.stage1 = { curve: [], trainSeconds: 0, done: false, heldOutLoss: [] };
@@ -252,7 +275,8 @@ async function main() {
     const startedBefore = state.stage1.trainSeconds;
     const t0 = performance.now();
     const trainSecondsSoFar = () => startedBefore + (performance.now() - t0) / 1000;
-    if (!resume) {
+    // A continued run starts where its checkpoint's own curve ended: no update-0 probe.
+    if (!resume && !continued) {
       const r = await answerFromCompressed(clara, data.probes, recipe.maxNewTokens);
       const reads = await answerCeOwnAndOther(trainer, data.heldOutLoss);
       state.stage1.curve = [{ step: 0, seconds: 0, compressed: r.scores, memory: r.memory, answerCe: reads, examples: examples(r.texts) }];

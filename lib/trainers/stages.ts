@@ -139,6 +139,27 @@ export class Stage1Trainer extends StageTrainer<PretrainRecord, Stage1Config> {
     });
   }
 
+  /**
+   * Stage 1 continued from a checkpoint's weights (an earlier stage-1 run, finished or not) with
+   * a fresh optimizer and schedule, as mlx-lm's --resume-adapter-file: more updates on the same or
+   * new records. Its shape, LoRA and memory-input map are the checkpoint's; a setting that
+   * contradicts them is refused. To continue an interrupted run exactly, use `resume` instead.
+   */
+  static async fromCheckpoint(checkpoint: string, records: PretrainRecord[], options: Stage1Options & { modelPath?: string }): Promise<Stage1Trainer> {
+    const clara = await ClaraModel.load(checkpoint, { modelPath: options.modelPath });
+    return orDispose(clara, async () => {
+      checkStartingShape(options, clara, { file: checkpoint });
+      if (options.memoryInput !== undefined && options.memoryInput !== clara.memoryInput) {
+        throw new ClaraError(
+          "E_CHECKPOINT_MISMATCH",
+          `${checkpoint} was trained with memoryInput "${clara.memoryInput}", not "${options.memoryInput}"; leave memoryInput out to keep the checkpoint's`,
+          { file: checkpoint, field: "clara.memoryInput" },
+        );
+      }
+      return new Stage1Trainer(clara, records, options);
+    });
+  }
+
   protected async plan(): Promise<StagePlan<PretrainRecord>> {
     const { maxLength, seed } = this.config;
     const t = this.clara.templates;
