@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { ClaraModel } from "../lib/clara/clara-model";
 import { QA_EXAMPLE_LINE } from "../lib/eval/qa-set";
-import type { ModelEvaluation } from "../lib/eval/suite";
+import type { ModelEvaluation } from "../lib/eval/evaluation";
 import { SAMPLE_PAPER } from "../tools/sample-paper";
 import { writeTinyModel } from "../tools/tiny-model";
 import { assertBuilt, REPO } from "./helpers/built-cli";

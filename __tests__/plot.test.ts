@@ -7,7 +7,7 @@
 import { barChartSpec, renderSvg, type BarDatum } from "../lib/report/plot";
 import { textWidth, wrapText } from "../lib/report/text-width";
 import { ANSWER_ROWS, evaluationCharts } from "../lib/eval/report";
-import type { ModelEvaluation } from "../lib/eval/suite";
+import type { ModelEvaluation } from "../lib/eval/evaluation";
 
 interface Label {
   x: number;

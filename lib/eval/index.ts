@@ -23,5 +23,6 @@ export type { Chunk, ChunkOptions } from "./chunks";
 export type { Section } from "./pdf-sections";
 export { extractionQuality, type ExtractionQuality } from "./pdf-quality";
 export { makeQaSet, readQaSet, writeQaSet, type MakeQaOptions, type MakeQaStats, type QaGenerator, type QaItem } from "./qa-set";
-export { runEvaluationSuite, type EvaluationSuiteOptions, type ModelEvaluation } from "./suite";
+export { runEvaluationSuite, type EvaluationSuiteOptions } from "./suite";
+export type { ModelEvaluation } from "./evaluation";
 export { loadEvaluations, writeEvaluationReport } from "./report";

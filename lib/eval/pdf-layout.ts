@@ -7,7 +7,7 @@
 // floats (figure* and table* text), which the section builder keeps out of paragraphs.
 
 import { cleanText } from "./text";
-import type { PdfPageText, PdfTextItem } from "./pdf";
+import type { PdfPageText, PdfTextItem } from "./pdf-text";
 import { columnEdges, columnOrder, crosses, findGutter, sideOf, pageUsesGutter, type Gutter, type OrderedRow, type Piece, type Row } from "./pdf-columns";
 import { lineNumberItems } from "./pdf-line-numbers";
 import { runningTextRows } from "./pdf-running-text";

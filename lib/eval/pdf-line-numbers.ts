@@ -5,7 +5,7 @@
 // mostly rise by one constant step is taken for line numbers; a table's column of figures
 // does not count that way, and it stands among other text where line numbers stand apart.
 
-import type { PdfPageText, PdfTextItem } from "./pdf";
+import type { PdfPageText, PdfTextItem } from "./pdf-text";
 
 const NUMBER = /^\s*\d{1,5}\s*$/;
 const MIN_RUN = 8;

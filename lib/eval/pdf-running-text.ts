@@ -4,7 +4,7 @@
 // class that leaves the first page plain), when it is the page's first row, set no larger than
 // the body text and apart from the text below by much more than a line's leading.
 
-import type { PdfPageText } from "./pdf";
+import type { PdfPageText } from "./pdf-text";
 
 /** The part of a row these rules look at. */
 export interface EdgeRow {

@@ -17,31 +17,12 @@ import * as path from "node:path";
 import { ClaraError } from "../errors";
 import { importEsm } from "../esm";
 import { chunkSections, type Chunk, type ChunkOptions } from "./chunks";
+import type { PdfPageText, PdfTextItem } from "./pdf-text";
 import { layoutPages, type LayoutStats } from "./pdf-layout";
 import { buildSections, type Section, type SectionStats } from "./pdf-sections";
 
 /** A run of text as pdf.js reports it; coordinates in points, y from the top of the page. */
-export interface PdfTextItem {
-  text: string;
-  x: number;
-  /** Baseline, measured down from the top of the page. */
-  y: number;
-  width: number;
-  /** Font size (the text matrix's vertical scale). */
-  size: number;
-  /** The font's PostScript name when pdf.js knows it (e.g. "Times-Bold", "ABCDEF+CMBX12"). */
-  font: string;
-  bold: boolean;
-  /** False for rotated or vertical text (arXiv's margin stamp, axis labels). */
-  horizontal: boolean;
-}
-
-export interface PdfPageText {
-  page: number;
-  width: number;
-  height: number;
-  items: PdfTextItem[];
-}
+export type { PdfPageText, PdfTextItem } from "./pdf-text";
 
 export interface ExtractedPdf {
   file: string;

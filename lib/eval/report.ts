@@ -8,7 +8,7 @@ import { writeFileAtomic } from "../io/atomic";
 import { barChartPng, writePng, type BarChartOptions, type BarDatum } from "../report/plot";
 import { QA_CATEGORIES } from "./qa-set";
 import type { AnswerAggregate, AnswerScenario } from "./scenarios";
-import type { ModelEvaluation } from "./suite";
+import type { ModelEvaluation } from "./evaluation";
 
 export const REPORT_FILE = "final_report.md";
 

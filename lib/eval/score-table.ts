@@ -2,7 +2,7 @@
 // end, so the numbers are seen without opening the report: a plain-text table with the report's
 // rows and labels (report.ts), one column per model, and the same numbers as JSON for --json.
 
-import type { ModelEvaluation } from "./suite";
+import type { ModelEvaluation } from "./evaluation";
 import { ANSWER_ROWS, answerScenario, goldChunks } from "./report";
 
 const RETRIEVERS = [

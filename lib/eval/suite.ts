@@ -18,7 +18,8 @@ import { extractPdf, type ExtractedPdf } from "./pdf";
 import { PhaseTimer } from "./phase-timer";
 import { makeQaSet, readQaSet, selectQuestions, writeQaSet, type QaGenerator, type QaItem } from "./qa-set";
 import { loadEvaluations, writeEvaluationReport } from "./report";
-import { compressionScenario, type CompressionResult } from "./compression";
+import { compressionScenario } from "./compression";
+import { EVAL_FORMAT, type ModelEvaluation } from "./evaluation";
 import {
   buildCorpus,
   compressChunks,
@@ -26,13 +27,10 @@ import {
   zeroShotScenario,
   ZERO_SHOT_SYSTEM,
   type AnswerCache,
-  type AnswerScenario,
-  type RagResult,
   type ScenarioOptions,
 } from "./scenarios";
 
 export const DEFAULT_QA_OUT = "data/clara_paper_eval.jsonl";
-export const EVAL_FORMAT = "clara-mlx-eval";
 
 export interface EvaluationSuiteOptions {
   checkpoints: { stage1?: string; stage2?: string; stage3?: string };
@@ -62,24 +60,6 @@ export interface EvaluationSuiteOptions {
 }
 
 /** One model's results: what results/<label>_eval.json holds. */
-export interface ModelEvaluation {
-  format: typeof EVAL_FORMAT;
-  version: 1;
-  /** "stage1" | "stage2" | "stage3" | "untrained". */
-  label: string;
-  stage: Stage | null;
-  checkpoint: string | null;
-  createdAt: string;
-  config: Record<string, unknown> & { k: number; maxNewTokens: number; docMaxLength: number; compressionRate: number; nMem: number };
-  document: { file: string; name: string; title: string; pages: number; sha256: string; sections: number };
-  questions: { n: number; file: string; sources: Record<string, number>; evidence: Array<{ id: string; chunks: number[]; match: string }> };
-  chunks: Array<{ index: number; section: string; pages: number[]; tokens: number }>;
-  index: { chunks: number; compressMs: number };
-  /** Wall milliseconds per phase, in order (answers served from the shared cache take ~0). */
-  timings: Record<string, number>;
-  scenarios: { zero_shot: AnswerScenario; rag: RagResult; compression: CompressionResult };
-}
-
 /** The hand-written questions that belong to a PDF: <folder>/<name>_qa.jsonl. */
 export function handWrittenQaFor(pdf: string): string {
   return path.join(path.dirname(pdf), `${path.basename(pdf).replace(/\.pdf$/i, "")}_qa.jsonl`);
