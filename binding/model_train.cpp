@@ -107,7 +107,6 @@ Napi::Object micro_to_js(Napi::Env env, const MicroBatchResult& r) {
   return o;
 }
 
-
 }  // namespace
 
 // createTrainer({trainable: string[], adamw, schedule, maxGradNorm}); trainable entries are
