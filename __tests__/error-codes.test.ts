@@ -63,7 +63,7 @@ it("the binding holds no defaults: a setting lib/ failed to send is named, not f
     const { alpha: _alpha, ...withoutAlpha } = lora;
     expect(await code(Promise.resolve().then(() => handle.addAdapter("b", withoutAlpha as typeof lora)))).toBe("E_INVALID_ARGUMENT");
     await handle.addAdapter("b", lora);
-    const trainer = { trainable: ["b"], adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 }, schedule: { kind: "constant", lr: 1e-3, minLrRatio: 0.1, warmupSteps: 0, totalSteps: 1 }, maxGradNorm: 1, lanes: 1 };
+    const trainer = { trainable: ["b"], adamw: { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0 }, schedule: { kind: "constant", lr: 1e-3, minLrRatio: 0.1, warmupSteps: 0, totalSteps: 1 }, maxGradNorm: 1, lanes: 1, gradCheckpoint: false };
     const { lanes: _lanes, ...withoutLanes } = trainer;
     expect(await code(Promise.resolve().then(() => handle.createTrainer(withoutLanes as unknown as Parameters<typeof handle.createTrainer>[0])))).toBe(
       "E_INVALID_ARGUMENT",

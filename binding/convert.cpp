@@ -138,6 +138,11 @@ std::string required_string(Napi::Object options, const char* name) {
   return string_option(options, name, "");
 }
 
+bool required_bool(Napi::Object options, const char* name) {
+  require(options, name);
+  return bool_option(options, name, false);
+}
+
 double number_option(Napi::Object options, const char* name, double fallback, double min, double max) {
   Napi::Value v = options.Get(name);
   if (v.IsUndefined()) return fallback;

@@ -20,6 +20,7 @@ int int_option(Napi::Object options, const char* name, int fallback, int min, in
 int required_int(Napi::Object options, const char* name, int min, int max);
 double required_number(Napi::Object options, const char* name, double min, double max);
 std::string required_string(Napi::Object options, const char* name);
+bool required_bool(Napi::Object options, const char* name);
 double number_option(Napi::Object options, const char* name, double fallback, double min, double max);
 bool bool_option(Napi::Object options, const char* name, bool fallback);
 std::string string_option(Napi::Object options, const char* name, const std::string& fallback);

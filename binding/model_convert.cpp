@@ -144,6 +144,7 @@ TrainerConfig to_trainer_config(Napi::Object o) {
   t.schedule.total_steps = required_int(s, "totalSteps", 1, 1 << 30);
   t.max_grad_norm = static_cast<float>(required_number(o, "maxGradNorm", 0, 1e9));
   t.lanes = required_int(o, "lanes", 1, 2);
+  t.checkpoint_layers = required_bool(o, "gradCheckpoint");
   return t;
 }
 

@@ -92,6 +92,8 @@ export interface NativeTrainerOptions {
   distributed?: string;
   /** Micro-batches evaluated at once on separate CPU streams (1 or 2). */
   lanes: 1 | 2;
+  /** Recompute each decoder layer in the backward pass. */
+  gradCheckpoint: boolean;
 }
 
 export interface NativeOptimizerState {

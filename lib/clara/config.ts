@@ -56,6 +56,8 @@ export const DEFAULTS = {
   microBatchSize: 1,
   /** Micro-batches evaluated at once, each on a CPU stream of its own (1 holds half the activations). */
   lanes: 2 as 1 | 2,
+  /** Recompute each decoder layer in the backward pass instead of keeping its activations. */
+  gradCheckpoint: false,
   minLrRatio: 0.1,
   warmupRatio: 0.03,
   maxGradNorm: 1.0,

@@ -24,6 +24,8 @@ export interface LoopSettings {
    * which holds one micro-batch's activations instead of two. The updates are the same.
    */
   lanes?: number;
+  /** Recompute each decoder layer in the backward pass: less activation memory, more compute, same updates. */
+  gradCheckpoint?: boolean;
   epochs?: number;
   /** Caps the number of optimizer updates. */
   maxSteps?: number;
@@ -85,6 +87,7 @@ export interface LoopConfig {
   batchSize: number;
   microBatchSize: number;
   lanes: 1 | 2;
+  gradCheckpoint: boolean;
   epochs: number;
   maxSteps?: number;
   lr: number;
@@ -160,6 +163,7 @@ export function resolveStageConfig(stage: Stage, s: StageSettings, naming: Namin
     batchSize,
     microBatchSize,
     lanes: c.lanes(s.lanes ?? DEFAULTS.lanes),
+    gradCheckpoint: c.bool("gradCheckpoint", s.gradCheckpoint ?? DEFAULTS.gradCheckpoint),
     epochs: c.number("epochs", s.epochs ?? DEFAULTS.epochs, { above: 0 }),
     maxSteps: s.maxSteps === undefined ? undefined : c.int("maxSteps", s.maxSteps, 1),
     lr: c.number("lr", s.lr ?? DEFAULTS.lr[stage], { above: 0 }),

@@ -131,6 +131,7 @@ export async function runStage<R>(clara: ClaraModel, plan: StagePlan<R>, o: Loop
     totalSteps,
     maxGradNorm: o.maxGradNorm,
     lanes: o.lanes,
+    gradCheckpoint: o.gradCheckpoint,
     weightDecay: o.weightDecay,
     beta1: DEFAULTS.adamw.beta1,
     beta2: DEFAULTS.adamw.beta2,

@@ -26,6 +26,15 @@ class ParamView {
   // Throws clara::Error E_MODEL_TENSOR naming the missing key.
   const mx::array& at(const std::string& name) const;
 
+  // Every name under `prefix` with its winning value, split by where that value is held: the
+  // last map (Model::view puts the frozen base there) or one above it (overrides and adapters,
+  // which a gradient may reach). Sorted by name.
+  struct Split {
+    Params frozen;
+    std::vector<std::pair<std::string, mx::array>> tunable;
+  };
+  Split split_under(const std::string& prefix) const;
+
  private:
   std::vector<const Params*> layers_;
 };

@@ -139,6 +139,40 @@ mx::array mlp(const ParamView& p, int layer, const mx::array& x, const ActiveAda
   return lora_linear(p, pre + "down_proj", mx::multiply(silu, up), adapter, base + 6);
 }
 
+// One decoder layer: pre-norm attention and MLP, each added to the residual stream.
+mx::array decoder_layer(const ParamView& p, const ModelConfig& c, int layer, const mx::array& h, const std::optional<mx::array>& mask,
+                        bool causal_only, const std::optional<mx::array>& periods, const ActiveAdapter& adapter, KVCache* cache,
+                        int position_offset) {
+  const std::string pre = "model.layers." + std::to_string(layer) + ".";
+  mx::array x = mx::add(h, attention(p, c, layer, mx::fast::rms_norm(h, p.at(pre + "input_layernorm.weight"), c.rms_norm_eps), mask,
+                                     causal_only, periods, adapter, cache, position_offset));
+  return mx::add(x, mlp(p, layer, mx::fast::rms_norm(x, p.at(pre + "post_attention_layernorm.weight"), c.rms_norm_eps), adapter));
+}
+
+// The same layer under mx::checkpoint: only its input is kept for the backward pass, which runs
+// the layer again. The layer's tunable tensors (overrides, adapters) are the checkpoint's inputs,
+// or no gradient would reach them; everything else is captured by value, because the backward
+// pass calls this after the forward's locals (and the trainer's override map) are gone.
+mx::array checkpointed_layer(const ParamView& p, const ModelConfig& c, int layer, const mx::array& h,
+                             const std::optional<mx::array>& mask, bool causal_only, const std::optional<mx::array>& periods,
+                             const ActiveAdapter& adapter, int position_offset) {
+  ParamView::Split split = p.split_under("model.layers." + std::to_string(layer) + ".");
+  std::vector<std::string> names;
+  std::vector<mx::array> inputs{h};
+  for (auto& [name, value] : split.tunable) {
+    names.push_back(name);
+    inputs.push_back(value);
+  }
+  auto run = mx::checkpoint([frozen = std::move(split.frozen), names, c, layer, mask, causal_only, periods, adapter,
+                             position_offset](const std::vector<mx::array>& in) {
+    Params params = frozen;
+    for (size_t j = 0; j < names.size(); ++j) params.insert_or_assign(names[j], in[j + 1]);
+    ParamView view({&params});
+    return std::vector<mx::array>{decoder_layer(view, c, layer, in[0], mask, causal_only, periods, adapter, nullptr, position_offset)};
+  });
+  return run(inputs)[0];
+}
+
 }  // namespace
 
 KVCache make_kv_cache(const ModelConfig& c, int batch, int capacity, mx::Dtype dtype) {
@@ -184,10 +218,9 @@ mx::array decoder_hidden(const ParamView& p, const ModelConfig& c, const mx::arr
   std::optional<mx::array> periods = rope_periods(p, c);
   mx::array h = embeddings;
   for (int i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string pre = "model.layers." + std::to_string(i) + ".";
-    h = mx::add(h, attention(p, c, i, mx::fast::rms_norm(h, p.at(pre + "input_layernorm.weight"), c.rms_norm_eps), mask,
-                             causal_only, periods, keyed, cache, position_offset));
-    h = mx::add(h, mlp(p, i, mx::fast::rms_norm(h, p.at(pre + "post_attention_layernorm.weight"), c.rms_norm_eps), keyed));
+    h = keyed.checkpoint_layers && !cache
+            ? checkpointed_layer(p, c, i, h, mask, causal_only, periods, keyed, position_offset)
+            : decoder_layer(p, c, i, h, mask, causal_only, periods, keyed, cache, position_offset);
   }
   if (cache) cache->offset += L;
   return mx::fast::rms_norm(h, p.at("model.norm.weight"), c.rms_norm_eps);

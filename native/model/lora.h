@@ -26,6 +26,9 @@ struct ActiveAdapter {
   std::string name;                 // "" = base model
   LoraConfig config;
   bool train = false;               // dropout on
+  // Recompute each decoder layer in the backward pass instead of keeping its activations
+  // (training memory for compute, mlx-lm's --grad-checkpoint). Set by Model::active in train mode.
+  bool checkpoint_layers = false;
   std::optional<mx::array> key;     // dropout randomness for this call
   // One key per adapted linear, split from `key` once per forward (see with_dropout_keys).
   std::optional<mx::array> dropout_keys;

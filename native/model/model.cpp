@@ -64,6 +64,7 @@ std::vector<std::string> Model::adapter_names() const {
 
 ActiveAdapter Model::active(const std::string& name, bool train, std::optional<mx::array> key) const {
   ActiveAdapter a;
+  a.checkpoint_layers = train && checkpoint_layers_;
   if (name.empty()) return a;
   a.name = name;
   a.config = adapter_config(name);

@@ -36,6 +36,9 @@ class Model {
   // Registers an adapter whose tensors were put into extra() by set_parameters.
   void declare_adapter(const std::string& name, const LoraConfig& lora) { adapters_[name] = lora; }
 
+  // Training forwards recompute each decoder layer in the backward pass (see ActiveAdapter).
+  void set_checkpoint_layers(bool on) { checkpoint_layers_ = on; }
+
   // The adapter for one forward call ("" = base model).
   ActiveAdapter active(const std::string& name, bool train, std::optional<mx::array> key = std::nullopt) const;
 
@@ -61,6 +64,7 @@ class Model {
   std::map<std::string, LoraConfig> adapters_;
   mx::Dtype dtype_;
   int vocab_extension_start_ = 0;
+  bool checkpoint_layers_ = false;
 };
 
 }  // namespace clara

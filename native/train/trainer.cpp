@@ -20,6 +20,7 @@ Trainer::Trainer(Model& model, std::vector<std::string> trainable, TrainerConfig
     values.push_back(it->second);
   }
   state_ = adamw_init(values);
+  model_.set_checkpoint_layers(config_.checkpoint_layers);
   mx::eval(state_.m);
   mx::eval(state_.v);
 }

@@ -35,6 +35,8 @@ struct TrainerConfig {
   float max_grad_norm = 0.0f;
   // Micro-batches accumulate_all evaluates at once on CPU streams of their own (1: in turn).
   int lanes = 0;
+  // Recompute each decoder layer in the backward pass (Model::set_checkpoint_layers).
+  bool checkpoint_layers = false;
 };
 
 using NamedValues = std::vector<std::pair<std::string, float>>;

@@ -112,6 +112,7 @@ export function parseStageSettings(stage: StageName, given: Settings): { run: St
     lora: { rank: num("loraRank"), alpha: num("loraAlpha"), dropout: num("loraDropout") },
     memoryInput: oneOf("memoryInput", ["raw", "standardised"]),
     quantize: parseQuantizeFlag(str("quantize"), num("groupSize")),
+    gradCheckpoint: bool("gradCheckpoint"),
     keepGenerator: bool("keepGenerator"),
     trainMemoryTokens: bool("trainMemoryTokens"),
     queryReasonerInit: oneOf("queryReasonerInit", ["compressor", "fresh"]),
