@@ -11,7 +11,9 @@
 // steps, default 2), BENCH_WARMUP (1), BENCH_CANDIDATES (stage-3 N, default 10), BENCH_MODEL
 // (a GGUF file, an HF folder, or "tiny"), BENCH_KEEP_CASES=1 keeps the case folders, CLARA_PYTHON,
 // BENCH_LANES=1 also times our step as two micro-batches of 2, in turn and on two CPU streams,
-// BENCH_RECORD names the record (default clara-step), BENCH_PEERS=0 skips the peers.
+// BENCH_GRAD_CHECKPOINT=1 also times our step with gradient checkpointing (peak memory and
+// seconds beside the plain step's), BENCH_RECORD names the record (default clara-step),
+// BENCH_PEERS=0 skips the peers.
 
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -174,6 +176,7 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
   }
   const peakMemory = (await memoryInfo()).peak;
   const lanes = process.env.BENCH_LANES === "1" ? await timeLanes(clara, plan, config.lr, spec) : undefined;
+  const checkpointed = process.env.BENCH_GRAD_CHECKPOINT === "1" ? await timeGradCheckpoint(clara, plan, config.lr, spec, batch) : undefined;
   const adapters = (await clara.model.adapters()).length;
   await clara.dispose();
 
@@ -217,6 +220,15 @@ async function runCase(stage: 1 | 2 | 3, rate: number, modelPath: string, pretra
     ours: { ...perf(s), peakMemoryBytes: peakMemory, loss, seconds },
     memoryEstimate: { ...estimate, peakOverEstimate: +(peakMemory / estimate.total).toFixed(2) },
     ...(lanes ? { lanes: { ...lanes, speedup: +(lanes.inTurn / lanes.twoStreams).toFixed(2) } } : {}),
+    ...(checkpointed
+      ? {
+          gradCheckpoint: {
+            ...checkpointed,
+            slowdown: +(checkpointed.stepSeconds / s).toFixed(2),
+            peakRatio: +(checkpointed.peakMemoryBytes / peakMemory).toFixed(2),
+          },
+        }
+      : {}),
   };
   return { result, dir };
 }
@@ -243,6 +255,19 @@ async function timeLanes(clara: ClaraModel, plan: StagePlan<unknown>, lr: number
     out[key] = +median(seconds).toFixed(3);
   }
   return out;
+}
+
+/** The same step with each decoder layer recomputed in the backward pass: median seconds and peak memory. */
+async function timeGradCheckpoint(clara: ClaraModel, plan: StagePlan<unknown>, lr: number, spec: ReturnType<ClaraModel["spec"]>, batch: NativeStageBatch) {
+  await clara.model.createTrainer({ trainable: plan.trainable, lr, schedule: "constant", gradCheckpoint: true });
+  await memoryInfo(true);
+  const seconds: number[] = [];
+  for (let i = 0; i < WARMUP + STEPS; i++) {
+    const t0 = performance.now();
+    await nativeModel(clara.model).trainStep({ loss: plan.nativeStage, microBatches: [batch], spec, seed: SEED });
+    if (i >= WARMUP) seconds.push((performance.now() - t0) / 1000);
+  }
+  return { stepSeconds: +median(seconds).toFixed(3), peakMemoryBytes: (await memoryInfo()).peak, seconds };
 }
 
 interface CaseArgs {
