@@ -40,6 +40,7 @@ const loopDefaults = (stage: (typeof STAGES)[number]) => ({
   batchSize: DEFAULTS.batchSize[stage],
   microBatchSize: DEFAULTS.microBatchSize,
   lanes: DEFAULTS.lanes,
+  gradCheckpoint: DEFAULTS.gradCheckpoint,
   epochs: DEFAULTS.epochs,
   maxSteps: undefined,
   lr: DEFAULTS.lr[stage],
@@ -107,6 +108,7 @@ describe("each check raises E_INVALID_ARGUMENT naming its field", () => {
     ["stage1", { batchSize: 8, accumulation: 3 }, "accumulation", /^accumulation 3 must divide batchSize 8$/],
     ["stage1", { batchSize: 8, accumulation: 2, microBatchSize: 2 }, "microBatchSize", /microBatchSize 2 disagrees with batchSize \/ accumulation = 4/],
     ["stage1", { lanes: 3 }, "lanes", /^lanes must be 1 or 2, got 3$/],
+    ["stage1", { gradCheckpoint: "yes" as never }, "gradCheckpoint", /^gradCheckpoint must be true or false, got "yes"$/],
     ["stage1", { epochs: 0 }, "epochs", /greater than 0/],
     ["stage1", { maxSteps: 0 }, "maxSteps", /at least 1/],
     ["stage1", { lr: 0 }, "lr", /^lr must be greater than 0, got 0$/],
@@ -180,7 +182,8 @@ describe("the CLI and the API reach the same config", () => {
   });
 
   test("the CLI's record of a run keeps its keys and values (checkpoints and the pipeline's skip compare it)", () => {
-    const { effective, run } = stageCommandSettings("stage1", { data: "d.jsonl", accumulation: 2, batchSize: 4, lanes: 1 });
+    // --grad-checkpoint changes the memory a run needs, not its weights: it is not in the record.
+    const { effective, run } = stageCommandSettings("stage1", { data: "d.jsonl", accumulation: 2, batchSize: 4, lanes: 1, gradCheckpoint: true });
     expect(run).toMatchObject({ data: "d.jsonl", out: "checkpoints/stage1/compressor.npz", results: "results", plots: true, model: "models/SmolLM2-135M-Instruct.Q4_1.gguf" });
     expect(trainingSettings(effective)).toStrictEqual({
       batchSize: 4,
