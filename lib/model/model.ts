@@ -76,8 +76,8 @@ export interface TrainerOptions {
   lanes?: 1 | 2;
   /**
    * Keep only each decoder layer's input for the backward pass and run the layer again there
-   * (mlx-lm's --grad-checkpoint): activation memory of one layer instead of all, for about a
-   * third more compute. Same gradients.
+   * (mlx-lm's --grad-checkpoint): less activation memory for more compute, same gradients
+   * (SmolLM2 stage 1: peak 10.1 GB -> 6.0 GB, 1.5x the step time).
    */
   gradCheckpoint?: boolean;
 }

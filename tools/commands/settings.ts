@@ -61,7 +61,7 @@ export const SETTINGS: Record<string, SettingSpec> = {
   gradCheckpoint: {
     group: "Optimisation:",
     kind: "bool",
-    describe: "recompute each layer in the backward pass: activations of one layer instead of all, about a third more compute, same updates",
+    describe: "recompute each layer in the backward pass: activations of one layer instead of all, same updates, less memory, slower steps (SmolLM2 stage 1: peak 10.1 -> 6.0 GB, 1.5x the time)",
     commands: TRAIN,
   },
   accumulation: { group: "Optimisation:", kind: "int", describe: "gradient-accumulation passes per update (micro-batch = batch / accumulation)", commands: TRAIN },
