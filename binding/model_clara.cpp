@@ -1,5 +1,6 @@
 // NativeModel's CLaRa methods: memory tokens, compression, retrieval and generation from
-// compressed documents (the stage losses train through model_train.cpp). Conversions only; the method lives in native/clara/.
+// compressed documents (the stage losses train through model_train.cpp). Conversions only;
+// the method lives in native/clara/.
 #include "clara/compressor.h"
 #include "clara/generator.h"
 #include "clara/memory_input.h"
